@@ -1,0 +1,115 @@
+//! The events shop services announce on RabbitMQ: one envelope, one payload
+//! type per event, shared by the producer and every consumer.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The topic exchange every event is published to; the routing key is the event type.
+pub const EXCHANGE: &str = "shop.events";
+
+/// What travels on the wire: `{id, type, occurred_at, source, data}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Unique per event; consumers deduplicate on it.
+    pub id: Uuid,
+    /// The event type and its payload, flattened into `type` and `data`.
+    #[serde(flatten)]
+    pub event: Event,
+    /// When the change happened (the commit of the state change).
+    pub occurred_at: DateTime<Utc>,
+    /// The service that announced it.
+    pub source: String,
+}
+
+impl Envelope {
+    /// Wraps an event announced now by `source`.
+    pub fn new(source: &str, event: Event) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            event,
+            occurred_at: Utc::now(),
+            source: source.to_owned(),
+        }
+    }
+}
+
+/// Every event type, tagged with the name that is also its routing key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    /// A profile was created (self-registration or an admin's bulk create).
+    #[serde(rename = "user.registered")]
+    UserRegistered(UserProfile),
+    /// A profile changed.
+    #[serde(rename = "user.updated")]
+    UserUpdated(UserProfile),
+    /// A profile was deleted.
+    #[serde(rename = "user.deleted")]
+    UserDeleted(UserDeleted),
+}
+
+impl Event {
+    /// The event type, used as the routing key.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::UserRegistered(_) => "user.registered",
+            Event::UserUpdated(_) => "user.updated",
+            Event::UserDeleted(_) => "user.deleted",
+        }
+    }
+}
+
+/// The part of a profile other services keep a projection of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserProfile {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// Lower-cased e-mail address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `customer`, `support` or `admin`.
+    pub role: String,
+}
+
+/// Payload of `user.deleted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDeleted {
+    /// The deleted user's id.
+    pub user_id: Uuid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_the_documented_shape() {
+        let envelope = Envelope::new(
+            "users",
+            Event::UserDeleted(UserDeleted {
+                user_id: Uuid::nil(),
+            }),
+        );
+        let json = serde_json::to_value(&envelope).expect("an envelope always serialises");
+        assert_eq!(json["type"], "user.deleted");
+        assert_eq!(json["data"]["user_id"], Uuid::nil().to_string());
+        assert_eq!(json["source"], "users");
+        assert!(json["id"].is_string() && json["occurred_at"].is_string());
+        let back: Envelope = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, envelope);
+    }
+
+    #[test]
+    fn routing_key_matches_the_serialised_type() {
+        let event = Event::UserUpdated(UserProfile {
+            user_id: Uuid::nil(),
+            email: "a@b.co".into(),
+            name: "A".into(),
+            role: "customer".into(),
+        });
+        let json = serde_json::to_value(&event).expect("serialises");
+        assert_eq!(json["type"], event.event_type());
+    }
+}

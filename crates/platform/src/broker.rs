@@ -1,0 +1,116 @@
+//! RabbitMQ: a lazily (re)connected connection and a publisher channel with
+//! confirms, so a service that starts before the broker keeps working.
+
+use std::time::Duration;
+
+use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The broker could not be reached or refused an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Connecting failed or timed out.
+    #[error(
+        "cannot reach RabbitMQ ({0}); start it or point SHOP_AMQP_URL at a running broker"
+    )]
+    Unreachable(String),
+    /// An AMQP operation failed.
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+}
+
+struct Live {
+    connection: Connection,
+    publisher: Channel,
+}
+
+/// A shared handle on RabbitMQ; reconnects on demand after the broker goes away.
+pub struct Broker {
+    url: SecretString,
+    live: Mutex<Option<Live>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A handle that connects on first use.
+    pub fn new(url: SecretString) -> Self {
+        Self {
+            url,
+            live: Mutex::new(None),
+        }
+    }
+
+    /// Opens a fresh connection (for consumers, which own their channels).
+    pub async fn connect(&self) -> Result<Connection, BrokerError> {
+        let connect = Connection::connect(self.url.expose_secret(), ConnectionProperties::default());
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| BrokerError::Unreachable("connection timed out".into()))?
+            .map_err(|err| BrokerError::Unreachable(err.to_string()))?;
+        Ok(connection)
+    }
+
+    /// The publisher channel (confirm mode, `shop.events` declared), reconnecting if needed.
+    pub async fn publisher(&self) -> Result<Channel, BrokerError> {
+        let mut live = self.live.lock().await;
+        if let Some(current) = live.as_ref()
+            && current.connection.status().connected()
+            && current.publisher.status().connected()
+        {
+            return Ok(current.publisher.clone());
+        }
+        if let Some(stale) = live.take() {
+            // Best effort: the old connection is already broken.
+            stale.connection.close(0, "reconnecting".into()).await.ok();
+        }
+        let connection = self.connect().await?;
+        let publisher = connection.create_channel().await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        declare_exchange(&publisher).await?;
+        *live = Some(Live {
+            connection,
+            publisher: publisher.clone(),
+        });
+        Ok(publisher)
+    }
+
+    /// True when a publisher channel is open or can be opened now.
+    pub async fn is_ready(&self) -> bool {
+        self.publisher().await.is_ok()
+    }
+
+    /// Forgets the current connection so the next use reconnects.
+    pub async fn reset(&self) {
+        if let Some(stale) = self.live.lock().await.take() {
+            stale.connection.close(0, "reset".into()).await.ok();
+        }
+    }
+}
+
+/// Declares the durable `shop.events` topic exchange.
+pub async fn declare_exchange(channel: &Channel) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            events::EXCHANGE.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}

@@ -1,0 +1,140 @@
+//! PostgreSQL: create the service's database if it is missing, connect, migrate.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+/// Tables every service has: the outbox (and, later, the inbox).
+fn platform_migrations() -> Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// Connecting to or preparing the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    /// The URL does not parse.
+    #[error("the database URL is invalid: {0}")]
+    BadUrl(String),
+    /// The server did not answer.
+    #[error(
+        "cannot reach PostgreSQL for database `{database}` ({cause}); start PostgreSQL or point \
+         SHOP_DATABASE_URL (or SHOP_<SERVICE>_DATABASE_URL) at a running server"
+    )]
+    Unreachable {
+        /// The database that was wanted.
+        database: String,
+        /// The driver's error.
+        cause: String,
+    },
+    /// A migration failed.
+    #[error("migrating database `{database}` failed: {cause}")]
+    Migration {
+        /// The database being migrated.
+        database: String,
+        /// The migrator's error.
+        cause: String,
+    },
+}
+
+/// Creates the database named in `url` if missing, opens a pool, applies the
+/// platform's and then the service's migrations, and wraps the pool for SeaORM.
+pub async fn connect_and_migrate(
+    url: &SecretString,
+    pool_size: u32,
+    migrations: Migrator,
+) -> Result<DatabaseConnection, DbSetupError> {
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|err| DbSetupError::BadUrl(err.to_string()))?;
+    let database = options.get_database().unwrap_or("postgres").to_owned();
+    create_database_if_missing(&options, &database).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(pool_size.max(1))
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.disable_statement_logging())
+        .await
+        .map_err(|err| DbSetupError::Unreachable {
+            database: database.clone(),
+            cause: err.to_string(),
+        })?;
+    migrate(&pool, migrations)
+        .await
+        .map_err(|err| DbSetupError::Migration {
+            database: database.clone(),
+            cause: err.to_string(),
+        })?;
+    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+}
+
+/// Applies the platform's migrations and then the service's `migrations` to `pool`.
+pub async fn migrate(
+    pool: &PgPool,
+    mut migrations: Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    // Both sets share `_sqlx_migrations`; each ignores the other's versions.
+    let mut platform = platform_migrations();
+    platform.set_ignore_missing(true);
+    platform.run(pool).await?;
+    migrations.set_ignore_missing(true);
+    migrations.run(pool).await
+}
+
+/// A fingerprint of every migration [`migrate`] applies, naming test templates.
+pub fn migrations_fingerprint(migrations: &Migrator) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for migration in platform_migrations().iter().chain(migrations.iter()) {
+        hash.update(migration.version.to_le_bytes());
+        hash.update(&migration.checksum);
+    }
+    hash.finalize()
+        .iter()
+        .take(6)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+async fn create_database_if_missing(
+    options: &PgConnectOptions,
+    database: &str,
+) -> Result<(), DbSetupError> {
+    let unreachable = |err: sqlx::Error| DbSetupError::Unreachable {
+        database: database.to_owned(),
+        cause: err.to_string(),
+    };
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .disable_statement_logging()
+        .connect()
+        .await
+        .map_err(unreachable)?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut admin)
+            .await
+            .map_err(unreachable)?;
+    if !exists {
+        let create = format!("CREATE DATABASE {}", quote_ident(database));
+        match sqlx::query(&create).execute(&mut admin).await {
+            Ok(_) => tracing::info!(database, "created database"),
+            // Another replica created it first: that is what we wanted.
+            Err(sqlx::Error::Database(err))
+                if matches!(err.code().as_deref(), Some("42P04") | Some("23505")) => {}
+            Err(err) => return Err(unreachable(err)),
+        }
+    }
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

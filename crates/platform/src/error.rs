@@ -1,0 +1,291 @@
+//! The one error type of every service, and its RFC 9457 problem+json form.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One failing field; `index` is the item's position in a bulk body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Position of the item in a bulk request body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The field, as named in the request.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A failing field of a single (non-bulk) body.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            index: None,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, located at item `index` of a bulk body.
+    pub fn at(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
+    }
+}
+
+/// An RFC 9457 problem document, as every error response carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// The failing fields, for validation and conflict problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Transitions or values that would have been accepted, where that helps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+}
+
+/// Everything a handler can fail with; turned into HTTP in exactly one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: bad JSON, a bad query parameter, a bad path.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No or an invalid bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but this role or user may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist (or must not be revealed).
+    #[error("{0}")]
+    NotFound(String),
+    /// The method is not served at this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request conflicts with current state: a duplicate, a forbidden transition.
+    #[error("{detail}")]
+    Conflict {
+        /// What conflicts.
+        detail: String,
+        /// The failing items, when the request was a bulk one.
+        errors: Vec<FieldError>,
+        /// Values that would have been accepted.
+        allowed: Option<Vec<String>>,
+    },
+    /// A precondition (`If-Match`, a version) is stale.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A precondition is required and was not given.
+    #[error("{0}")]
+    PreconditionRequired(String),
+    /// The body is larger than this service accepts.
+    #[error("request body too large (at most {0} bytes)")]
+    PayloadTooLarge(usize),
+    /// The body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Well-formed, but the values do not satisfy the rules.
+    #[error("{detail}")]
+    Validation {
+        /// Summary.
+        detail: String,
+        /// Every failing field.
+        errors: Vec<FieldError>,
+    },
+    /// Too many requests; retry after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
+    /// An upstream service answered with nonsense.
+    #[error("{0}")]
+    BadGateway(String),
+    /// A dependency (database, another service) is unavailable right now.
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    /// An upstream service did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
+    /// A bug or an unexpected failure: logged with its cause, answered without it.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 422 for a single failing field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    /// A 422 listing every failing field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => format!("{} {}", errors[0].field, errors[0].message),
+            n => format!("{n} fields are invalid"),
+        };
+        Self::Validation { detail, errors }
+    }
+
+    /// A 409 with no item detail.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            detail: detail.into(),
+            errors: Vec::new(),
+            allowed: None,
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn problem(self) -> Problem {
+        let status = self.status();
+        let (errors, allowed) = match &self {
+            Self::Conflict {
+                errors, allowed, ..
+            } => (errors.clone(), allowed.clone()),
+            Self::Validation { errors, .. } => (errors.clone(), None),
+            _ => (Vec::new(), None),
+        };
+        let detail = match &self {
+            // Never leak the cause of an unexpected failure to the client.
+            Self::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        problem(status, detail, errors, allowed)
+    }
+}
+
+/// Builds the problem document for `status`.
+pub fn problem(
+    status: StatusCode,
+    detail: String,
+    errors: Vec<FieldError>,
+    allowed: Option<Vec<String>>,
+) -> Problem {
+    let title = status.canonical_reason().unwrap_or("Error").to_owned();
+    let slug = title.to_lowercase().replace(' ', "-");
+    Problem {
+        kind: format!("https://shop.example/problems/{slug}"),
+        title,
+        status: status.as_u16(),
+        detail,
+        errors,
+        allowed,
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_JSON),
+        );
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            Self::ServiceUnavailable(why) | Self::BadGateway(why) | Self::GatewayTimeout(why) => {
+                tracing::warn!(%why, "dependency failure")
+            }
+            _ => {}
+        }
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after } => Some(*retry_after),
+            Self::ServiceUnavailable(_) => Some(1),
+            _ => None,
+        };
+        let mut response = self.problem().into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        use sea_orm::{DbErr, RuntimeErr};
+        match &err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                Self::ServiceUnavailable("the database is unavailable right now".into())
+            }
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
+            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut)) => {
+                Self::ServiceUnavailable("the database is busy; try again".into())
+            }
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Io(_)))
+            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Io(_))) => {
+                Self::ServiceUnavailable("the database is unavailable right now".into())
+            }
+            _ => Self::Internal(err.into()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::ServiceUnavailable("the database is unavailable right now".into())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+/// The name of the unique or check constraint a database error violated, if any.
+pub fn violated_constraint(err: &sea_orm::DbErr) -> Option<String> {
+    use sea_orm::{DbErr, RuntimeErr};
+    let (DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(db)))
+    | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(db)))) = err
+    else {
+        return None;
+    };
+    db.constraint().map(str::to_owned)
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

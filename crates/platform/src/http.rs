@@ -1,0 +1,204 @@
+//! The middleware stack every service (and the gateway) runs behind, and serving.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::{PROBLEM_JSON, problem};
+
+/// Largest request body any service accepts (1000 bulk items fit well within).
+pub const BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+
+/// The request id header, accepted from the client or generated.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Options of the common stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The service name, a label on every metric.
+    pub service: &'static str,
+    /// Longest a request may run before it is answered 503.
+    pub timeout: Duration,
+    /// CORS origins; `*` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+/// Wraps `router` in the common stack: request id, tracing, metrics, CORS,
+/// timeout, body limit, and problem+json for every error the stack itself produces.
+pub fn stack(router: Router, options: &StackOptions) -> Router {
+    let service = options.service;
+    router
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            options.timeout,
+        ))
+        .layer(cors(&options.cors_origins))
+        .layer(middleware::from_fn(move |req, next| {
+            record_metrics(service, req, next)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(problem_for_bare_errors))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            REQUEST_ID.clone(),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            REQUEST_ID.clone(),
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(Duration::from_secs(600));
+    if origins.iter().any(|origin| origin == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|origin| HeaderValue::from_str(origin).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+/// Error responses made outside the handlers (unknown route, wrong method,
+/// body too large, timeout) get a problem+json body like every other error.
+async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Keep what little the layer said, if it was short text.
+    let said = match body.collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes())
+            .chars()
+            .take(200)
+            .collect::<String>(),
+        Err(_) => String::new(),
+    };
+    let detail = match status {
+        StatusCode::NOT_FOUND => "no such resource".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this path".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("request body too large (at most {BODY_LIMIT_BYTES} bytes)")
+        }
+        StatusCode::SERVICE_UNAVAILABLE if said.is_empty() => {
+            "the request took too long and was abandoned".to_owned()
+        }
+        _ if said.trim().is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
+        _ => said,
+    };
+    let fresh = problem(status, detail, Vec::new(), None).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    Response::from_parts(parts, fresh.into_body())
+}
+
+async fn record_metrics(service: &'static str, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!(
+        "http_requests_total",
+        "service" => service, "method" => method.clone(), "route" => route.clone(), "status" => status
+    )
+    .increment(1);
+    metrics::histogram!(
+        "http_request_duration_seconds",
+        "service" => service, "method" => method, "route" => route
+    )
+    .record(elapsed);
+    response
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// A router answering every request with a problem+json 404 (the fallback).
+pub async fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "no such resource".into(),
+        Vec::new(),
+        None,
+    )
+    .into_response()
+}

@@ -1,0 +1,21 @@
+//! The plumbing every shop service shares, written once: settings, database
+//! setup, the error type, the bearer-token extractor, the middleware stack,
+//! keyset pagination, the transactional outbox and its relay, shutdown.
+
+pub mod auth;
+pub mod broker;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod kv;
+pub mod metrics;
+pub mod outbox;
+pub mod pagination;
+pub mod service;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod testing;
+
+pub use error::{ApiError, ApiResult, FieldError};

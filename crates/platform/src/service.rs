@@ -1,0 +1,175 @@
+//! What every service is made of at run time: its connections, its ops
+//! endpoints, and the loop that serves it until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use redis::aio::ConnectionManager;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Verifier;
+use crate::broker::Broker;
+use crate::error::problem;
+use crate::http::{StackOptions, not_found, stack};
+use crate::outbox::Outbox;
+use crate::settings::ServiceSettings;
+
+/// A running service's connections, shared by its handlers and background tasks.
+#[derive(Clone, Debug)]
+pub struct Infra {
+    /// The service's settings.
+    pub settings: ServiceSettings,
+    /// Its own database.
+    pub db: DatabaseConnection,
+    /// Redis.
+    pub redis: ConnectionManager,
+    /// RabbitMQ.
+    pub broker: Arc<Broker>,
+    /// Access-token verification.
+    pub verifier: Arc<Verifier>,
+    /// The outbox writer.
+    pub outbox: Outbox,
+}
+
+impl Infra {
+    /// Connects to Postgres (creating and migrating the database), Redis and
+    /// RabbitMQ (lazily: a broker that is not up yet is retried, not fatal).
+    pub async fn connect(settings: ServiceSettings, migrations: Migrator) -> anyhow::Result<Self> {
+        let db = crate::db::connect_and_migrate(
+            &settings.database_url,
+            settings.database_pool_size,
+            migrations,
+        )
+        .await?;
+        let redis = crate::kv::connect(&settings.redis_url).await?;
+        let broker = Arc::new(Broker::new(settings.amqp_url.clone()));
+        if let Err(err) = broker.publisher().await {
+            tracing::warn!(service = settings.name, %err, "RabbitMQ is not reachable yet; events wait in the outbox");
+        }
+        crate::metrics::handle();
+        let verifier = Arc::new(Verifier::new(settings.auth.clone()));
+        Ok(Self {
+            settings,
+            db,
+            redis,
+            broker,
+            verifier,
+            outbox: Outbox::default(),
+        })
+    }
+
+    /// Serves `api` (with the ops endpoints and the common stack) on `listener`,
+    /// runs the outbox relay beside it, and returns after a graceful shutdown.
+    pub async fn serve(
+        self,
+        api: Router,
+        openapi: utoipa::openapi::OpenApi,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let name = self.settings.name;
+        let app = stack(
+            api.merge(ops_routes(&self, openapi)).fallback(not_found),
+            &StackOptions {
+                service: name,
+                timeout: self.settings.request_timeout,
+                cors_origins: self.settings.cors_origins.clone(),
+            },
+        );
+        let relay = tokio::spawn(self.outbox.clone().relay(
+            self.db.clone(),
+            self.broker.clone(),
+            shutdown.clone(),
+        ));
+        tracing::info!(service = name, addr = %listener.local_addr()?, "listening");
+        crate::http::serve(listener, app, shutdown).await?;
+        relay.await.ok();
+        tracing::info!(service = name, "stopped");
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+struct Readiness {
+    db: DatabaseConnection,
+    redis: ConnectionManager,
+    broker: Arc<Broker>,
+}
+
+fn ops_routes(infra: &Infra, openapi: utoipa::openapi::OpenApi) -> Router {
+    let readiness = Readiness {
+        db: infra.db.clone(),
+        redis: infra.redis.clone(),
+        broker: infra.broker.clone(),
+    };
+    let openapi = Arc::new(openapi);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(readiness))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+}
+
+/// Liveness: the process answers.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(ready): State<Readiness>) -> Response {
+    let limit = Duration::from_secs(2);
+    let (db, redis, broker) = tokio::join!(
+        tokio::time::timeout(limit, ready.db.execute_unprepared("SELECT 1")),
+        tokio::time::timeout(limit, crate::kv::ping(&ready.redis)),
+        tokio::time::timeout(limit, ready.broker.is_ready()),
+    );
+    let checks = [
+        ("database", matches!(db, Ok(Ok(_)))),
+        ("redis", matches!(redis, Ok(true))),
+        ("broker", matches!(broker, Ok(true))),
+    ];
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| *name)
+        .collect();
+    if failing.is_empty() {
+        Json(serde_json::json!({
+            "status": "ready",
+            "checks": { "database": "ok", "redis": "ok", "broker": "ok" }
+        }))
+        .into_response()
+    } else {
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {} unavailable", failing.join(", ")),
+            Vec::new(),
+            None,
+        )
+        .into_response()
+    }
+}
+
+/// The Prometheus exposition of this process's metrics.
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::metrics::handle().render(),
+    )
+}

@@ -1,0 +1,232 @@
+//! Settings from the environment (or flags), with defaults that work on a
+//! development machine running PostgreSQL, Redis and RabbitMQ locally.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Every service of the system with its default port; the gateway is first.
+pub const SERVICES: &[(&str, u16)] = &[
+    ("gateway", 8080),
+    ("auth", 8081),
+    ("users", 8082),
+    ("products", 8083),
+    ("orders", 8084),
+    ("notifications", 8085),
+];
+
+/// Settings every service shares, read from flags or `SHOP_*` environment variables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// PostgreSQL server; each service uses (and creates) its own database
+    /// `shop_<service>` on it, unless `SHOP_<SERVICE>_DATABASE_URL` names another.
+    #[arg(
+        long,
+        env = "SHOP_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    pub database_url: SecretString,
+
+    /// Connections in each service's database pool.
+    #[arg(long, env = "SHOP_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: u32,
+
+    /// Redis, for caches, rate limits and token revocations.
+    #[arg(long, env = "SHOP_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// RabbitMQ, for events.
+    #[arg(
+        long,
+        env = "SHOP_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: SecretString,
+
+    /// Shared secret for `/internal/*` calls between services. `shop serve`
+    /// generates one when unset; a service started alone requires it.
+    #[arg(long, env = "SHOP_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<SecretString>,
+
+    /// Where services fetch the public keys that verify access tokens.
+    #[arg(
+        long,
+        env = "SHOP_JWKS_URL",
+        default_value = "http://127.0.0.1:8081/auth/jwks"
+    )]
+    pub jwks_url: String,
+
+    /// The `iss` claim access tokens must carry.
+    #[arg(long, env = "SHOP_JWT_ISSUER", default_value = "shop-auth")]
+    pub jwt_issuer: String,
+
+    /// The `aud` claim access tokens must carry.
+    #[arg(long, env = "SHOP_JWT_AUDIENCE", default_value = "shop")]
+    pub jwt_audience: String,
+
+    /// Address every service listens on (0.0.0.0 in a container).
+    #[arg(long, env = "SHOP_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "SHOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Origins allowed by CORS, comma separated; `*` allows any.
+    #[arg(long, env = "SHOP_CORS_ORIGINS", default_value = "*")]
+    pub cors_origins: String,
+
+    /// Log format: `json` (one object per line) or `text`.
+    #[arg(long, env = "SHOP_LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// How a service checks access tokens.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The auth service's JWK set.
+    pub jwks_url: String,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwks_url: "http://127.0.0.1:8081/auth/jwks".into(),
+            issuer: "shop-auth".into(),
+            audience: "shop".into(),
+        }
+    }
+}
+
+/// Everything one service needs to start, resolved from [`CommonArgs`].
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The service's name: `users`, `orders`, ...
+    pub name: &'static str,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Its own database.
+    pub database_url: SecretString,
+    /// Pool size.
+    pub database_pool_size: u32,
+    /// Redis.
+    pub redis_url: String,
+    /// RabbitMQ.
+    pub amqp_url: SecretString,
+    /// Secret for `/internal/*` routes.
+    pub internal_token: SecretString,
+    /// Token verification.
+    pub auth: AuthSettings,
+    /// Longest a request may run.
+    pub request_timeout: Duration,
+    /// CORS origins (`*` for any).
+    pub cors_origins: Vec<String>,
+}
+
+/// Reading settings failed; the message says which and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A required setting is missing.
+    #[error("{0}")]
+    Missing(String),
+    /// A setting has a value that cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The default port of `service`.
+pub fn default_port(service: &str) -> Option<u16> {
+    SERVICES
+        .iter()
+        .find(|(name, _)| *name == service)
+        .map(|(_, port)| *port)
+}
+
+/// An environment variable of one service, such as `SHOP_USERS_PORT`.
+pub fn service_env(service: &str, key: &str) -> Option<String> {
+    std::env::var(format!("SHOP_{}_{key}", service.to_uppercase()))
+        .ok()
+        .filter(|value| !value.is_empty())
+}
+
+impl CommonArgs {
+    /// Resolves the settings of `service`, applying its `SHOP_<SERVICE>_*` overrides.
+    pub fn service(&self, service: &'static str) -> Result<ServiceSettings, SettingsError> {
+        use secrecy::ExposeSecret;
+        let port = match service_env(service, "PORT") {
+            Some(raw) => raw.parse().map_err(|_| {
+                SettingsError::Invalid(format!(
+                    "SHOP_{}_PORT={raw} is not a port number",
+                    service.to_uppercase()
+                ))
+            })?,
+            None => default_port(service)
+                .ok_or_else(|| SettingsError::Invalid(format!("no such service: {service}")))?,
+        };
+        let database_url = match service_env(service, "DATABASE_URL") {
+            Some(url) => SecretString::from(url),
+            None => SecretString::from(format!(
+                "{}/shop_{service}",
+                self.database_url.expose_secret().trim_end_matches('/')
+            )),
+        };
+        let internal_token = self.internal_token.clone().ok_or_else(|| {
+            SettingsError::Missing(format!(
+                "the {service} service needs SHOP_INTERNAL_TOKEN (the secret services use for \
+                 /internal/* calls); set the same value on every service, or run `shop serve` \
+                 which generates one for all services in the process"
+            ))
+        })?;
+        Ok(ServiceSettings {
+            name: service,
+            listen: SocketAddr::new(self.host, port),
+            database_url,
+            database_pool_size: self.database_pool_size,
+            redis_url: self.redis_url.clone(),
+            amqp_url: self.amqp_url.clone(),
+            internal_token,
+            auth: AuthSettings {
+                jwks_url: self.jwks_url.clone(),
+                issuer: self.jwt_issuer.clone(),
+                audience: self.jwt_audience.clone(),
+            },
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            cors_origins: self
+                .cors_origins
+                .split(',')
+                .map(|origin| origin.trim().to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect(),
+        })
+    }
+
+    /// The base URL the gateway forwards `service`'s routes to.
+    pub fn upstream_url(&self, service: &str) -> String {
+        service_env(service, "URL").unwrap_or_else(|| {
+            let host = if self.host.is_unspecified() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                self.host
+            };
+            let port = service_env(service, "PORT")
+                .and_then(|raw| raw.parse().ok())
+                .or_else(|| default_port(service))
+                .unwrap_or(80);
+            format!("http://{}", SocketAddr::new(host, port))
+        })
+    }
+}
