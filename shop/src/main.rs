@@ -1,1 +1,83 @@
-fn main() {}
+//! `shop`: runs the whole system in one process, or one service of it, and
+//! the operational commands around it.
+
+mod serve;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use platform::settings::CommonArgs;
+
+/// Per-service overrides, listed in `--help` because clap cannot derive them.
+const SERVICE_SETTINGS: &str = "\
+Per-service settings (environment only; <SERVICE> is GATEWAY, AUTH, USERS, PRODUCTS, ORDERS or NOTIFICATIONS):
+  SHOP_<SERVICE>_PORT          port the service listens on (gateway 8080, auth 8081, users 8082,
+                               products 8083, orders 8084, notifications 8085)
+  SHOP_<SERVICE>_DATABASE_URL  the service's own database (default: SHOP_DATABASE_URL/shop_<service>)
+  SHOP_<SERVICE>_URL           where the gateway reaches the service (default: http://SHOP_HOST:port)
+  RUST_LOG                     log filter, such as `info` or `users=debug` (default: info)
+
+Swagger UI for the whole API is at http://127.0.0.1:8080/docs once `shop serve` runs.";
+
+/// The shop e-commerce backend.
+#[derive(Debug, Parser)]
+#[command(name = "shop", version, about, after_long_help = SERVICE_SETTINGS, after_help = SERVICE_SETTINGS)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service and the gateway in this process (each on its own port,
+    /// the gateway on 8080), or only the named one.
+    Serve {
+        /// Run only this service.
+        service: Option<Service>,
+    },
+    /// Create (if missing) and migrate the databases of every service, or of the named one, then exit.
+    Migrate {
+        /// Migrate only this service's database.
+        service: Option<Service>,
+    },
+}
+
+/// A part of the system `shop serve` can run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Service {
+    /// The gateway: the public API on one port.
+    Gateway,
+    /// User profiles.
+    Users,
+}
+
+impl Service {
+    /// Every service with a database, in start order.
+    pub const WITH_DATABASE: &'static [Service] = &[Service::Users];
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    platform::telemetry::init(cli.common.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("shop: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { service } => serve::serve(cli.common, service).await,
+            Command::Migrate { service } => serve::migrate(cli.common, service).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "shop stopped");
+            eprintln!("shop: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -12,9 +12,6 @@ use crate::error::{ApiError, FieldError};
 /// Most items one bulk body may carry.
 pub const MAX_BULK_ITEMS: usize = 1000;
 
-/// Most ids one `?ids=` read may name.
-pub const MAX_BULK_IDS: usize = 100;
-
 /// `axum::Json`, with rejections answered as problems.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
@@ -144,40 +141,3 @@ where
     }
 }
 
-/// Parses `ids=a,b,c` (1 to 100 UUIDs, duplicates folded) for bulk reads and deletes.
-pub fn parse_ids(raw: &str) -> Result<Vec<uuid::Uuid>, ApiError> {
-    let mut ids = Vec::new();
-    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let id = uuid::Uuid::parse_str(part)
-            .map_err(|_| ApiError::BadRequest(format!("`ids`: `{part}` is not a UUID")))?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    if ids.is_empty() || ids.len() > MAX_BULK_IDS {
-        return Err(ApiError::BadRequest(format!(
-            "`ids` must name 1 to {MAX_BULK_IDS} ids"
-        )));
-    }
-    Ok(ids)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_parsed_and_deduplicated() {
-        let a = uuid::Uuid::now_v7();
-        let ids = parse_ids(&format!("{a}, {a}")).expect("valid ids");
-        assert_eq!(ids, vec![a]);
-    }
-
-    #[test]
-    fn malformed_or_too_many_ids_are_rejected() {
-        assert!(parse_ids("nope").is_err());
-        assert!(parse_ids("").is_err());
-        let many: Vec<String> = (0..101).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-        assert!(parse_ids(&many.join(",")).is_err());
-    }
-}

@@ -4,12 +4,14 @@
 
 pub mod auth;
 pub mod broker;
+pub mod bulk;
 pub mod db;
 pub mod error;
 pub mod extract;
 pub mod http;
 pub mod kv;
 pub mod metrics;
+pub mod openapi;
 pub mod outbox;
 pub mod pagination;
 pub mod service;

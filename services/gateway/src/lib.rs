@@ -1,1 +1,136 @@
+//! The gateway: one port for the whole public API, each path forwarded to the
+//! service that owns it, `/internal/*` never exposed, and one Swagger UI
+//! holding every service's OpenAPI document, served from the binary.
 
+pub mod proxy;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use platform::ApiError;
+use platform::http::{StackOptions, stack};
+use platform::settings::CommonArgs;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa_swagger_ui::{Config, SwaggerUi, Url};
+
+use crate::proxy::Upstreams;
+
+/// The services behind the gateway, with where Swagger UI finds each document.
+pub const DOCUMENTED: &[(&str, &str)] = &[
+    ("auth", "/docs/openapi/auth.json"),
+    ("users", "/docs/openapi/users.json"),
+    ("products", "/docs/openapi/products.json"),
+    ("orders", "/docs/openapi/orders.json"),
+    ("notifications", "/docs/openapi/notifications.json"),
+];
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Base URL of each service, by name.
+    pub upstreams: HashMap<&'static str, String>,
+    /// Longest an upstream may take to answer.
+    pub timeout: Duration,
+    /// CORS origins (`*` for any).
+    pub cors_origins: Vec<String>,
+}
+
+impl Settings {
+    /// Resolves the gateway's settings from the shared arguments.
+    pub fn from_args(args: &CommonArgs) -> Self {
+        let port = platform::settings::service_env("gateway", "PORT")
+            .and_then(|raw| raw.parse().ok())
+            .unwrap_or(8080);
+        Self {
+            listen: SocketAddr::new(args.host, port),
+            upstreams: DOCUMENTED
+                .iter()
+                .map(|(service, _)| (*service, args.upstream_url(service)))
+                .collect(),
+            timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            cors_origins: args
+                .cors_origins
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        }
+    }
+}
+
+/// The gateway's routes, wrapped in the common stack.
+pub fn router(settings: &Settings) -> Router {
+    let upstreams = Upstreams::new(settings.upstreams.clone(), settings.timeout);
+    let urls: Vec<Url<'static>> = DOCUMENTED
+        .iter()
+        .map(|(service, path)| Url::new(service, path))
+        .collect();
+    let swagger = SwaggerUi::new("/docs").config(Config::new(urls).validator_url("none"));
+    let app = Router::new()
+        .route("/healthz", get(platform::service::healthz))
+        .route("/metrics", get(platform::service::metrics))
+        .route("/docs/openapi/{document}", get(service_document))
+        .fallback(any(proxy::public_api))
+        .with_state(upstreams)
+        .merge(swagger);
+    stack(
+        app,
+        &StackOptions {
+            service: "gateway",
+            // A little longer than the upstream timeout, so that one answers first.
+            timeout: settings.timeout + Duration::from_secs(1),
+            cors_origins: settings.cors_origins.clone(),
+        },
+    )
+}
+
+/// `/docs/openapi/<service>.json`: the service's own `/openapi.json`.
+async fn service_document(
+    State(upstreams): State<Upstreams>,
+    axum::extract::Path(document): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let service = DOCUMENTED
+        .iter()
+        .map(|(service, _)| *service)
+        .find(|service| document.strip_suffix(".json") == Some(service));
+    match service {
+        Some(service) => upstreams.forward(service, "/openapi.json", None, req).await,
+        None => ApiError::NotFound(format!("no OpenAPI document named {document}")).into_response(),
+    }
+}
+
+/// Serves the gateway until `shutdown`.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("the gateway cannot listen on {}: {err}", settings.listen))?;
+    run_on(listener, settings, shutdown).await
+}
+
+/// Like [`run`], on a listener the caller bound.
+pub async fn run_on(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    platform::metrics::handle();
+    let app = router(&settings);
+    tracing::info!(service = "gateway", addr = %listener.local_addr()?, "listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await?;
+    Ok(())
+}

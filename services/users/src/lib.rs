@@ -1,1 +1,93 @@
+//! The users service: customer, support and admin profiles.
+//!
+//! Routes live in [`http`], rules in [`domain`], SQL in [`store`].
 
+pub mod domain;
+pub mod entity;
+pub mod http;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use platform::auth::Verifier;
+use platform::outbox::Outbox;
+use platform::service::Infra;
+use platform::settings::ServiceSettings;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use platform::openapi::BearerAuth;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The service's name: its database is `shop_users`, its metrics say `users`.
+pub const NAME: &str = "users";
+
+/// This service's migrations.
+pub fn migrations() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The `shop_users` database.
+    pub db: DatabaseConnection,
+    /// Where events are written.
+    pub outbox: Outbox,
+    /// Token verification.
+    pub verifier: Arc<Verifier>,
+}
+
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "shop users", description = "User profiles: customers, support and admins."),
+    modifiers(&BearerAuth),
+    tags((name = "users", description = "User profiles"))
+)]
+struct ApiDoc;
+
+/// The API routes with their state, and the OpenAPI document that describes them.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(
+            http::create_users,
+            http::list_users,
+            http::delete_users
+        ))
+        .routes(routes!(http::get_user, http::update_user, http::delete_user))
+        .split_for_parts();
+    (router.with_state(state), openapi)
+}
+
+/// Connects, migrates and serves until `shutdown`.
+pub async fn run(settings: ServiceSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("users cannot listen on {}: {err}", settings.listen))?;
+    run_on(listener, settings, shutdown).await
+}
+
+/// Like [`run`], on a listener the caller bound (tests bind port 0).
+pub async fn run_on(
+    listener: TcpListener,
+    settings: ServiceSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let infra = Infra::connect(settings, migrations()).await?;
+    let (api, openapi) = router(AppState {
+        db: infra.db.clone(),
+        outbox: infra.outbox.clone(),
+        verifier: infra.verifier.clone(),
+    });
+    infra.serve(api, openapi, listener, shutdown).await
+}

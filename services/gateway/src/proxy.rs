@@ -1,0 +1,172 @@
+//! Forwarding a request to a service and its answer back, unchanged but for
+//! hop-by-hop headers; a service that cannot be reached is a problem+json 503.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use platform::ApiError;
+
+use crate::routes::service_for;
+
+/// Headers that describe one connection, not the message: never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The gateway's upstreams and its pooled HTTP client.
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    client: Client<HttpConnector, Body>,
+    bases: Arc<HashMap<&'static str, String>>,
+    timeout: Duration,
+}
+
+impl Upstreams {
+    /// Upstreams at these base URLs (`http://host:port`), by service name.
+    pub fn new(bases: HashMap<&'static str, String>, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Self {
+            client,
+            bases: Arc::new(bases),
+            timeout,
+        }
+    }
+
+    /// Sends `req` to `service` at `path_and_query`, translating failures into problems.
+    pub async fn forward(
+        &self,
+        service: &'static str,
+        path_and_query: &str,
+        client_addr: Option<SocketAddr>,
+        req: Request,
+    ) -> Response {
+        let Some(base) = self.bases.get(service) else {
+            return ApiError::NotFound("no such resource".into()).into_response();
+        };
+        let uri: Uri = match format!("{base}{path_and_query}").parse() {
+            Ok(uri) => uri,
+            Err(_) => return ApiError::BadRequest("malformed request target".into()).into_response(),
+        };
+        let (mut parts, body) = req.into_parts();
+        parts.uri = uri;
+        strip_hop_by_hop(&mut parts.headers);
+        let original_host = parts.headers.remove(header::HOST);
+        if let Some(host) = original_host {
+            parts.headers.insert("x-forwarded-host", host);
+        }
+        if let Some(addr) = client_addr
+            && let Ok(value) = HeaderValue::from_str(&addr.ip().to_string())
+        {
+            parts.headers.insert("x-forwarded-for", value);
+        }
+        let outgoing = Request::from_parts(parts, body);
+        match tokio::time::timeout(self.timeout, self.client.request(outgoing)).await {
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                // CORS is answered once, at the edge.
+                let cors: Vec<_> = parts
+                    .headers
+                    .keys()
+                    .filter(|name| name.as_str().starts_with("access-control-"))
+                    .cloned()
+                    .collect();
+                for name in cors {
+                    parts.headers.remove(name);
+                }
+                let vary: Vec<HeaderValue> = parts
+                    .headers
+                    .get_all(header::VARY)
+                    .iter()
+                    .filter(|value| !is_cors_vary(value))
+                    .cloned()
+                    .collect();
+                parts.headers.remove(header::VARY);
+                for value in vary {
+                    parts.headers.append(header::VARY, value);
+                }
+                Response::from_parts(parts, Body::new(body))
+            }
+            Ok(Err(err)) if err.is_connect() => ApiError::ServiceUnavailable(format!(
+                "the {service} service is unavailable; try again shortly"
+            ))
+            .into_response(),
+            Ok(Err(err)) => {
+                tracing::warn!(service, error = %err, "upstream request failed");
+                ApiError::BadGateway(format!("the {service} service failed to answer"))
+                    .into_response()
+            }
+            Err(_) => ApiError::GatewayTimeout(format!(
+                "the {service} service did not answer in time"
+            ))
+            .into_response(),
+        }
+    }
+}
+
+/// The `Vary` a service's CORS layer adds; the gateway's own layer adds it again.
+fn is_cors_vary(value: &HeaderValue) -> bool {
+    value
+        .to_str()
+        .map(|v| v.to_ascii_lowercase().contains("access-control-request-method"))
+        .unwrap_or(false)
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in `Connection` are hop-by-hop too.
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+        headers.remove(name);
+    }
+}
+
+/// The catch-all handler: forward public paths, 404 everything else.
+pub async fn public_api(
+    State(upstreams): State<Upstreams>,
+    req: Request,
+) -> Response {
+    let client_addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let Some(service) = service_for(req.uri().path()) else {
+        return ApiError::NotFound(format!("no such resource: {}", req.uri().path()))
+            .into_response();
+    };
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    upstreams
+        .forward(service, &path_and_query, client_addr, req)
+        .await
+}

@@ -1,0 +1,354 @@
+//! Every SQL statement of the users service.
+
+use chrono::{DateTime, Utc};
+use events::{Envelope, Event, UserDeleted, UserProfile};
+use platform::auth::Role;
+use platform::error::violated_constraint;
+use platform::outbox::Outbox;
+use platform::pagination::{Direction, PageRequest, SortField, after_condition};
+use platform::{ApiError, FieldError};
+use sea_orm::sea_query::extension::postgres::PgExpr;
+use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::domain::{NewProfile, ProfileChanges};
+use crate::entity::{self, Column, Entity as Users, Model};
+
+/// The service name events carry as their source.
+const SOURCE: &str = "users";
+
+/// The fields `GET /users` sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    /// By name.
+    Name,
+    /// By e-mail.
+    Email,
+    /// By creation time.
+    CreatedAt,
+}
+
+impl SortField for UserSort {
+    const ALL: &'static [Self] = &[UserSort::Name, UserSort::Email, UserSort::CreatedAt];
+
+    fn name(self) -> &'static str {
+        match self {
+            UserSort::Name => "name",
+            UserSort::Email => "email",
+            UserSort::CreatedAt => "created_at",
+        }
+    }
+}
+
+impl UserSort {
+    fn column(self) -> Column {
+        match self {
+            UserSort::Name => Column::Name,
+            UserSort::Email => Column::Email,
+            UserSort::CreatedAt => Column::CreatedAt,
+        }
+    }
+
+    /// The value of this key in `row`, as a cursor carries it.
+    pub fn key_of(self, row: &Model) -> platform::pagination::KeyValue {
+        use platform::pagination::KeyValue;
+        match self {
+            UserSort::Name => KeyValue::Text(row.name.clone()),
+            UserSort::Email => KeyValue::Text(row.email.clone()),
+            UserSort::CreatedAt => KeyValue::Time(row.created_at),
+        }
+    }
+}
+
+/// The filters of `GET /users`, already valid.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Case-insensitive substring of the name.
+    pub name: Option<String>,
+    /// Exact (lower-cased) e-mail.
+    pub email: Option<String>,
+    /// Role.
+    pub role: Option<Role>,
+    /// Country code of the address.
+    pub country: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+fn column_expr(column: Column) -> SimpleExpr {
+    Expr::col((Users, column).into_column_ref()).into()
+}
+
+/// Escapes `%`, `_` and `\` so a search term matches literally inside `ILIKE`.
+fn like_literal(term: &str) -> String {
+    let mut escaped = String::with_capacity(term.len() + 2);
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// One page of users matching `filter`, in the requested order.
+#[tracing::instrument(skip(db))]
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &UserFilter,
+    page: &PageRequest<UserSort>,
+) -> Result<Vec<Model>, DbErr> {
+    let mut query = Users::find();
+    if let Some(name) = &filter.name {
+        query = query.filter(
+            Expr::col((Users, Column::Name)).ilike(format!("%{}%", like_literal(name))),
+        );
+    }
+    if let Some(email) = &filter.email {
+        query = query.filter(Column::Email.eq(email.as_str()));
+    }
+    if let Some(role) = filter.role {
+        query = query.filter(Column::Role.eq(role.as_str()));
+    }
+    if let Some(country) = &filter.country {
+        query = query.filter(Column::AddressCountry.eq(country.as_str()));
+    }
+    if let Some(after) = filter.created_after {
+        query = query.filter(Column::CreatedAt.gte(after));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(Column::CreatedAt.lt(before));
+    }
+    // The id breaks ties in the direction of the last key, so that a single
+    // index serves both the order and the keyset condition.
+    let tiebreak = page
+        .sort
+        .keys
+        .last()
+        .map_or(Direction::Asc, |(_, direction)| *direction);
+    let mut columns: Vec<(SimpleExpr, Direction)> = page
+        .sort
+        .keys
+        .iter()
+        .map(|(key, direction)| (column_expr(key.column()), *direction))
+        .collect();
+    columns.push((column_expr(Column::UserId), tiebreak));
+    if let Some(after) = &page.after {
+        query = query.filter(after_condition(&columns, after));
+    }
+    for (key, direction) in &page.sort.keys {
+        query = query.order_by(key.column(), direction.order());
+    }
+    query
+        .order_by(Column::UserId, tiebreak.order())
+        .limit(page.fetch_limit())
+        .all(db)
+        .await
+}
+
+/// The users with these ids (in no particular order).
+#[tracing::instrument(skip(db))]
+pub async fn find_many(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<Model>, DbErr> {
+    Users::find()
+        .filter(Column::UserId.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
+/// One user, if it exists.
+#[tracing::instrument(skip(db))]
+pub async fn find(db: &DatabaseConnection, id: Uuid) -> Result<Option<Model>, DbErr> {
+    Users::find_by_id(id).one(db).await
+}
+
+/// Which of `emails` are already taken.
+async fn taken_emails<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    emails: &[String],
+) -> Result<Vec<String>, DbErr> {
+    let rows: Vec<String> = Users::find()
+        .select_only()
+        .column(Column::Email)
+        .filter(Column::Email.is_in(emails.iter().cloned()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows)
+}
+
+fn profile_event(model: &Model) -> UserProfile {
+    UserProfile {
+        user_id: model.user_id,
+        email: model.email.clone(),
+        name: model.name.clone(),
+        role: model.role.clone(),
+    }
+}
+
+fn duplicate_email_conflict(indexes: Vec<FieldError>) -> ApiError {
+    ApiError::Conflict {
+        detail: "an e-mail address is already registered; nothing was created".into(),
+        errors: indexes,
+        allowed: None,
+    }
+}
+
+/// Creates every profile in one transaction with its `user.registered` event,
+/// or none: a taken e-mail is a 409 naming each item that has one.
+#[tracing::instrument(skip_all, fields(count = profiles.len()))]
+pub async fn create(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    profiles: Vec<NewProfile>,
+) -> Result<Vec<Model>, ApiError> {
+    let emails: Vec<String> = profiles.iter().map(|p| p.email.clone()).collect();
+    let now = Utc::now();
+    let models: Vec<Model> = profiles
+        .into_iter()
+        .map(|profile| {
+            let address = profile.address;
+            Model {
+                user_id: Uuid::now_v7(),
+                name: profile.name,
+                email: profile.email,
+                phone: profile.phone,
+                address_line1: address.as_ref().map(|a| a.line1.clone()),
+                address_line2: address.as_ref().and_then(|a| a.line2.clone()),
+                address_city: address.as_ref().map(|a| a.city.clone()),
+                address_postal_code: address.as_ref().map(|a| a.postal_code.clone()),
+                address_country: address.as_ref().map(|a| a.country.clone()),
+                role: profile.role.as_str().to_owned(),
+                created_at: now,
+                updated_at: now,
+            }
+        })
+        .collect();
+    let txn = db.begin().await?;
+    let taken = taken_emails(&txn, &emails).await?;
+    if !taken.is_empty() {
+        let errors = emails
+            .iter()
+            .enumerate()
+            .filter(|(_, email)| taken.contains(email))
+            .map(|(index, email)| {
+                FieldError::new("email", format!("{email} is already registered")).at(index)
+            })
+            .collect();
+        return Err(duplicate_email_conflict(errors));
+    }
+    let rows = models.iter().cloned().map(|m| m.into_active_model());
+    let inserted = Users::insert_many(rows).exec_without_returning(&txn).await;
+    if let Err(err) = inserted {
+        // Another request took one of the addresses since the check above.
+        return Err(match violated_constraint(&err).as_deref() {
+            Some("users_email_key") => duplicate_email_conflict(Vec::new()),
+            _ => err.into(),
+        });
+    }
+    let envelopes: Vec<Envelope> = models
+        .iter()
+        .map(|m| Envelope::new(SOURCE, Event::UserRegistered(profile_event(m))))
+        .collect();
+    outbox.enqueue(&txn, &envelopes).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(models)
+}
+
+/// Applies `changes` to user `id` with its `user.updated` event; `None` when there is no such user.
+#[tracing::instrument(skip(db, outbox))]
+pub async fn update(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    id: Uuid,
+    changes: ProfileChanges,
+) -> Result<Option<Model>, ApiError> {
+    let txn = db.begin().await?;
+    let Some(current) = Users::find_by_id(id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut row = current.into_active_model();
+    if let Some(name) = changes.name {
+        row.name = Set(name);
+    }
+    if let Some(email) = changes.email {
+        row.email = Set(email);
+    }
+    if let Some(phone) = changes.phone {
+        row.phone = Set(Some(phone));
+    }
+    if let Some(address) = changes.address {
+        row.address_line1 = Set(Some(address.line1));
+        row.address_line2 = Set(address.line2);
+        row.address_city = Set(Some(address.city));
+        row.address_postal_code = Set(Some(address.postal_code));
+        row.address_country = Set(Some(address.country));
+    }
+    if let Some(role) = changes.role {
+        row.role = Set(role.as_str().to_owned());
+    }
+    row.updated_at = Set(Utc::now());
+    let updated = match Users::update(row).exec(&txn).await {
+        Ok(updated) => updated,
+        Err(err) if violated_constraint(&err).as_deref() == Some("users_email_key") => {
+            return Err(ApiError::Conflict {
+                detail: "that e-mail address is already registered".into(),
+                errors: vec![FieldError::new("email", "is already registered")],
+                allowed: None,
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let event = Envelope::new(SOURCE, Event::UserUpdated(profile_event(&updated)));
+    outbox.enqueue(&txn, &[event]).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(Some(updated))
+}
+
+/// Deletes every user in `ids` with a `user.deleted` event each, or none.
+#[tracing::instrument(skip(db, outbox))]
+pub async fn delete(db: &DatabaseConnection, outbox: &Outbox, ids: &[Uuid]) -> Result<(), ApiError> {
+    let txn = db.begin().await?;
+    let found: Vec<(Uuid, String)> = Users::find()
+        .select_only()
+        .columns([Column::UserId, Column::Role])
+        .filter(Column::UserId.is_in(ids.iter().copied()))
+        .order_by_asc(Column::UserId)
+        .lock_exclusive()
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    let found: Vec<(Uuid, Role)> = found
+        .into_iter()
+        .map(|(id, role)| (id, Role::parse(&role).unwrap_or(Role::Customer)))
+        .collect();
+    crate::domain::check_deletable(ids, &found)?;
+    Users::delete_many()
+        .filter(Condition::all().add(Column::UserId.is_in(ids.iter().copied())))
+        .exec(&txn)
+        .await?;
+    let envelopes: Vec<Envelope> = ids
+        .iter()
+        .map(|&user_id| Envelope::new(SOURCE, Event::UserDeleted(UserDeleted { user_id })))
+        .collect();
+    outbox.enqueue(&txn, &envelopes).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(())
+}
+
+/// The role of a stored row (the column's check constraint admits only these).
+pub fn role_of(model: &entity::Model) -> Role {
+    Role::parse(&model.role).unwrap_or(Role::Customer)
+}

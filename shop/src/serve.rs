@@ -1,0 +1,92 @@
+//! `shop serve` and `shop migrate`: wiring the service crates together.
+
+use platform::settings::CommonArgs;
+use secrecy::SecretString;
+use tokio::task::JoinSet;
+
+use crate::Service;
+
+/// Runs the named service, or all of them with the gateway, until SIGTERM or Ctrl-C.
+pub async fn serve(mut common: CommonArgs, only: Option<Service>) -> anyhow::Result<()> {
+    let shutdown = platform::shutdown::on_signal();
+    let services: Vec<Service> = match only {
+        Some(service) => vec![service],
+        None => {
+            if common.internal_token.is_none() {
+                // One process, one secret: every service in it shares this one.
+                common.internal_token = Some(SecretString::from(format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                )));
+            }
+            vec![Service::Users, Service::Gateway]
+        }
+    };
+    let mut tasks = JoinSet::new();
+    for service in services {
+        let stop = shutdown.clone();
+        match service {
+            Service::Gateway => {
+                let settings = gateway::Settings::from_args(&common);
+                tasks.spawn(async move { ("gateway", gateway::run(settings, stop).await) });
+            }
+            Service::Users => {
+                let settings = common.service(users::NAME)?;
+                tasks.spawn(async move { ("users", users::run(settings, stop).await) });
+            }
+        }
+    }
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(err))) => {
+                // One service down means the process is not what was asked for: stop all.
+                shutdown.cancel();
+                failure.get_or_insert(anyhow::anyhow!("{name}: {err:#}"));
+            }
+            Err(panic) => {
+                shutdown.cancel();
+                failure.get_or_insert(anyhow::anyhow!("a service task failed: {panic}"));
+            }
+        }
+        if !shutdown.is_cancelled() {
+            // A service returned on its own without an error: treat as a stop request.
+            shutdown.cancel();
+        }
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Creates and migrates the databases, then exits.
+pub async fn migrate(common: CommonArgs, only: Option<Service>) -> anyhow::Result<()> {
+    let mut common = common;
+    // Migrating needs no internal calls; a placeholder satisfies the settings.
+    common
+        .internal_token
+        .get_or_insert_with(|| SecretString::from("migrate-only"));
+    let services: Vec<Service> = match only {
+        Some(service) => vec![service],
+        None => Service::WITH_DATABASE.to_vec(),
+    };
+    for service in services {
+        match service {
+            Service::Gateway => println!("gateway: has no database"),
+            Service::Users => {
+                let settings = common.service(users::NAME)?;
+                platform::db::connect_and_migrate(
+                    &settings.database_url,
+                    1,
+                    users::migrations(),
+                )
+                .await?;
+                println!("users: database migrated");
+            }
+        }
+    }
+    Ok(())
+}
