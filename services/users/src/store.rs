@@ -1,6 +1,6 @@
 //! Every SQL statement of the users service.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use events::{Envelope, Event, UserDeleted, UserProfile};
 use platform::auth::Role;
 use platform::error::violated_constraint;
@@ -208,7 +208,8 @@ pub async fn create(
     profiles: Vec<NewProfile>,
 ) -> Result<Vec<Model>, ApiError> {
     let emails: Vec<String> = profiles.iter().map(|p| p.email.clone()).collect();
-    let now = Utc::now();
+    // Postgres keeps microseconds; answer with what a later read will return.
+    let now = Utc::now().trunc_subsecs(6);
     let models: Vec<Model> = profiles
         .into_iter()
         .map(|profile| {
@@ -297,7 +298,7 @@ pub async fn update(
     if let Some(role) = changes.role {
         row.role = Set(role.as_str().to_owned());
     }
-    row.updated_at = Set(Utc::now());
+    row.updated_at = Set(Utc::now().trunc_subsecs(6));
     let updated = match Users::update(row).exec(&txn).await {
         Ok(updated) => updated,
         Err(err) if violated_constraint(&err).as_deref() == Some("users_email_key") => {
