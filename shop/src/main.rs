@@ -59,7 +59,10 @@ impl Service {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     platform::telemetry::init(cli.common.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("shop: cannot start the async runtime: {err}");

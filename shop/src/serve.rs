@@ -78,12 +78,8 @@ pub async fn migrate(common: CommonArgs, only: Option<Service>) -> anyhow::Resul
             Service::Gateway => println!("gateway: has no database"),
             Service::Users => {
                 let settings = common.service(users::NAME)?;
-                platform::db::connect_and_migrate(
-                    &settings.database_url,
-                    1,
-                    users::migrations(),
-                )
-                .await?;
+                platform::db::connect_and_migrate(&settings.database_url, 1, users::migrations())
+                    .await?;
                 println!("users: database migrated");
             }
         }

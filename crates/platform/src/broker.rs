@@ -16,9 +16,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// Connecting failed or timed out.
-    #[error(
-        "cannot reach RabbitMQ ({0}); start it or point SHOP_AMQP_URL at a running broker"
-    )]
+    #[error("cannot reach RabbitMQ ({0}); start it or point SHOP_AMQP_URL at a running broker")]
     Unreachable(String),
     /// An AMQP operation failed.
     #[error("RabbitMQ: {0}")]
@@ -53,7 +51,8 @@ impl Broker {
 
     /// Opens a fresh connection (for consumers, which own their channels).
     pub async fn connect(&self) -> Result<Connection, BrokerError> {
-        let connect = Connection::connect(self.url.expose_secret(), ConnectionProperties::default());
+        let connect =
+            Connection::connect(self.url.expose_secret(), ConnectionProperties::default());
         let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| BrokerError::Unreachable("connection timed out".into()))?

@@ -77,10 +77,7 @@ where
         if items.is_empty() || items.len() > MAX_BULK_ITEMS {
             return Err(ApiError::invalid(
                 "body",
-                format!(
-                    "must hold 1 to {MAX_BULK_ITEMS} items, not {}",
-                    items.len()
-                ),
+                format!("must hold 1 to {MAX_BULK_ITEMS} items, not {}", items.len()),
             ));
         }
         let mut parsed = Vec::with_capacity(items.len());
@@ -140,4 +137,3 @@ where
             })
     }
 }
-

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use events::Envelope;
 use lapin::BasicProperties;
-use lapin::options::BasicPublishOptions;
 use lapin::Confirmation;
+use lapin::options::BasicPublishOptions;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,12 @@ impl Outbox {
     }
 
     /// Runs the relay until `shutdown`; safe to run on every replica at once.
-    pub async fn relay(self, db: DatabaseConnection, broker: Arc<Broker>, shutdown: CancellationToken) {
+    pub async fn relay(
+        self,
+        db: DatabaseConnection,
+        broker: Arc<Broker>,
+        shutdown: CancellationToken,
+    ) {
         let mut failures: u32 = 0;
         let mut passes: u64 = 0;
         loop {
@@ -87,7 +92,7 @@ impl Outbox {
                 }
             }
             passes += 1;
-            if passes % 1200 == 0 {
+            if passes.is_multiple_of(1200) {
                 prune(&db).await;
             }
             let pause = if failures == 0 {
@@ -174,7 +179,11 @@ async fn relay_once(db: &DatabaseConnection, broker: &Broker) -> Result<usize, R
         }
         Err(err) => {
             for row in &rows {
-                failed.push((row.try_get("", "id")?, row.try_get("", "attempts")?, err.to_string()));
+                failed.push((
+                    row.try_get("", "id")?,
+                    row.try_get("", "attempts")?,
+                    err.to_string(),
+                ));
             }
         }
     }
@@ -201,8 +210,13 @@ async fn relay_once(db: &DatabaseConnection, broker: &Broker) -> Result<usize, R
     txn.commit().await?;
     if !failed.is_empty() {
         metrics::counter!("outbox_publish_failures_total").increment(failed.len() as u64);
-        let first = failed.first().map(|(_, _, e)| e.clone()).unwrap_or_default();
-        return Err(RelayError::Broker(crate::broker::BrokerError::Unreachable(first)));
+        let first = failed
+            .first()
+            .map(|(_, _, e)| e.clone())
+            .unwrap_or_default();
+        return Err(RelayError::Broker(crate::broker::BrokerError::Unreachable(
+            first,
+        )));
     }
     Ok(published.len())
 }

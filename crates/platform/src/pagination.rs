@@ -173,7 +173,8 @@ impl<F: SortField> PageRequest<F> {
         let after = match cursor.filter(|c| !c.is_empty()) {
             None => None,
             Some(raw) => {
-                let bad = || ApiError::BadRequest("`cursor` is not a cursor this list issued".into());
+                let bad =
+                    || ApiError::BadRequest("`cursor` is not a cursor this list issued".into());
                 let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
                 let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| bad())?;
                 if body.s != sort.signature() {
@@ -287,7 +288,10 @@ mod tests {
         let sort = Sort::parse(Some("-created_at,name"), DEFAULT).expect("valid sort");
         assert_eq!(
             sort.keys,
-            vec![(Field::CreatedAt, Direction::Desc), (Field::Name, Direction::Asc)]
+            vec![
+                (Field::CreatedAt, Direction::Desc),
+                (Field::Name, Direction::Asc)
+            ]
         );
         assert!(Sort::<Field>::parse(Some("price"), DEFAULT).is_err());
         assert!(Sort::<Field>::parse(Some("name,-name"), DEFAULT).is_err());
@@ -318,8 +322,12 @@ mod tests {
             next.after,
             Some(vec![KeyValue::Text("a".into()), KeyValue::Uuid(id)])
         );
-        assert!(PageRequest::<Field>::parse(Some(1), Some(&cursor), Some("-name"), DEFAULT).is_err());
-        assert!(PageRequest::<Field>::parse(Some(1), Some("garbage!"), Some("name"), DEFAULT).is_err());
+        assert!(
+            PageRequest::<Field>::parse(Some(1), Some(&cursor), Some("-name"), DEFAULT).is_err()
+        );
+        assert!(
+            PageRequest::<Field>::parse(Some(1), Some("garbage!"), Some("name"), DEFAULT).is_err()
+        );
     }
 
     #[test]

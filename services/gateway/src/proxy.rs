@@ -67,7 +67,9 @@ impl Upstreams {
         };
         let uri: Uri = match format!("{base}{path_and_query}").parse() {
             Ok(uri) => uri,
-            Err(_) => return ApiError::BadRequest("malformed request target".into()).into_response(),
+            Err(_) => {
+                return ApiError::BadRequest("malformed request target".into()).into_response();
+            }
         };
         let (mut parts, body) = req.into_parts();
         parts.uri = uri;
@@ -118,10 +120,10 @@ impl Upstreams {
                 ApiError::BadGateway(format!("the {service} service failed to answer"))
                     .into_response()
             }
-            Err(_) => ApiError::GatewayTimeout(format!(
-                "the {service} service did not answer in time"
-            ))
-            .into_response(),
+            Err(_) => {
+                ApiError::GatewayTimeout(format!("the {service} service did not answer in time"))
+                    .into_response()
+            }
         }
     }
 }
@@ -130,7 +132,10 @@ impl Upstreams {
 fn is_cors_vary(value: &HeaderValue) -> bool {
     value
         .to_str()
-        .map(|v| v.to_ascii_lowercase().contains("access-control-request-method"))
+        .map(|v| {
+            v.to_ascii_lowercase()
+                .contains("access-control-request-method")
+        })
         .unwrap_or(false)
 }
 
@@ -143,16 +148,17 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|value| value.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .collect();
-    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
         headers.remove(name);
     }
 }
 
 /// The catch-all handler: forward public paths, 404 everything else.
-pub async fn public_api(
-    State(upstreams): State<Upstreams>,
-    req: Request,
-) -> Response {
+pub async fn public_api(State(upstreams): State<Upstreams>, req: Request) -> Response {
     let client_addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

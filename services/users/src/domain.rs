@@ -262,9 +262,7 @@ pub fn may_update(
         ));
     }
     if changes.role.is_some() {
-        return Err(ApiError::Forbidden(
-            "only admins may change a role".into(),
-        ));
+        return Err(ApiError::Forbidden("only admins may change a role".into()));
     }
     Ok(())
 }
@@ -314,8 +312,19 @@ mod tests {
 
     #[test]
     fn emails_are_lower_cased_and_checked() {
-        assert_eq!(parse_email(" Ada@Example.COM ").as_deref(), Ok("ada@example.com"));
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@exa..mple.com"] {
+        assert_eq!(
+            parse_email(" Ada@Example.COM ").as_deref(),
+            Ok("ada@example.com")
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@exa..mple.com",
+        ] {
             assert!(parse_email(bad).is_err(), "{bad} should be refused");
         }
     }

@@ -167,9 +167,10 @@ impl UserQuery {
         };
         let email = match self.email.as_deref() {
             None => None,
-            Some(raw) => Some(domain::parse_email(raw).map_err(|message| {
-                ApiError::BadRequest(format!("`email` {message}"))
-            })?),
+            Some(raw) => Some(
+                domain::parse_email(raw)
+                    .map_err(|message| ApiError::BadRequest(format!("`email` {message}")))?,
+            ),
         };
         let country = match self.country.as_deref() {
             None => None,
@@ -259,9 +260,7 @@ fn duplicate_emails(profiles: &[NewProfile]) -> Vec<FieldError> {
     for (index, profile) in profiles.iter().enumerate() {
         if let Some(first) = first_seen.insert(profile.email.as_str(), index) {
             first_seen.insert(profile.email.as_str(), first);
-            errors.push(
-                FieldError::new("email", format!("duplicates item {first}")).at(index),
-            );
+            errors.push(FieldError::new("email", format!("duplicates item {first}")).at(index));
         }
     }
     errors

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use platform::auth::Verifier;
+use platform::openapi::BearerAuth;
 use platform::outbox::Outbox;
 use platform::service::Infra;
 use platform::settings::ServiceSettings;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use platform::openapi::BearerAuth;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -64,7 +64,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             http::list_users,
             http::delete_users
         ))
-        .routes(routes!(http::get_user, http::update_user, http::delete_user))
+        .routes(routes!(
+            http::get_user,
+            http::update_user,
+            http::delete_user
+        ))
         .split_for_parts();
     (router.with_state(state), openapi)
 }

@@ -106,9 +106,8 @@ pub async fn list(
 ) -> Result<Vec<Model>, DbErr> {
     let mut query = Users::find();
     if let Some(name) = &filter.name {
-        query = query.filter(
-            Expr::col((Users, Column::Name)).ilike(format!("%{}%", like_literal(name))),
-        );
+        query = query
+            .filter(Expr::col((Users, Column::Name)).ilike(format!("%{}%", like_literal(name))));
     }
     if let Some(email) = &filter.email {
         query = query.filter(Column::Email.eq(email.as_str()));
@@ -271,11 +270,7 @@ pub async fn update(
     changes: ProfileChanges,
 ) -> Result<Option<Model>, ApiError> {
     let txn = db.begin().await?;
-    let Some(current) = Users::find_by_id(id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-    else {
+    let Some(current) = Users::find_by_id(id).lock_exclusive().one(&txn).await? else {
         return Ok(None);
     };
     let mut row = current.into_active_model();
@@ -319,7 +314,11 @@ pub async fn update(
 
 /// Deletes every user in `ids` with a `user.deleted` event each, or none.
 #[tracing::instrument(skip(db, outbox))]
-pub async fn delete(db: &DatabaseConnection, outbox: &Outbox, ids: &[Uuid]) -> Result<(), ApiError> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    ids: &[Uuid],
+) -> Result<(), ApiError> {
     let txn = db.begin().await?;
     let found: Vec<(Uuid, String)> = Users::find()
         .select_only()

@@ -53,7 +53,12 @@ async fn every_failing_item_is_reported() {
         .as_array()
         .expect("errors")
         .iter()
-        .map(|e| (e["index"].as_u64().expect("index"), e["field"].as_str().expect("field").to_owned()))
+        .map(|e| {
+            (
+                e["index"].as_u64().expect("index"),
+                e["field"].as_str().expect("field").to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         reported,
@@ -71,7 +76,8 @@ async fn a_wrong_type_in_one_item_names_that_item() {
     let mut bad = user_item("Typed");
     bad["role"] = json!("emperor");
     let problem = problem(
-        app.post("/users", &app.admin, &json!([user_item("fine"), bad])).await,
+        app.post("/users", &app.admin, &json!([user_item("fine"), bad]))
+            .await,
         422,
     )
     .await;
@@ -87,7 +93,12 @@ async fn duplicate_email_within_one_batch_is_a_conflict_naming_the_later_item() 
     second["email"] = json!(first["email"].as_str().expect("email").to_uppercase());
 
     let problem = problem(
-        app.post("/users", &app.admin, &json!([first, user_item("Other"), second])).await,
+        app.post(
+            "/users",
+            &app.admin,
+            &json!([first, user_item("Other"), second]),
+        )
+        .await,
         409,
     )
     .await;
@@ -106,7 +117,8 @@ async fn duplicate_email_against_the_table_is_a_conflict_naming_the_item() {
     again["email"] = existing["email"].clone();
 
     let problem = problem(
-        app.post("/users", &app.admin, &json!([user_item("New"), again])).await,
+        app.post("/users", &app.admin, &json!([user_item("New"), again]))
+            .await,
         409,
     )
     .await;

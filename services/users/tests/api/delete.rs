@@ -17,7 +17,9 @@ async fn an_admin_deletes_a_user() {
 #[tokio::test]
 async fn bulk_delete_removes_every_named_user() {
     let app = TestApp::spawn().await;
-    let created = app.create(vec![user_item("A"), user_item("B"), user_item("C")]).await;
+    let created = app
+        .create(vec![user_item("A"), user_item("B"), user_item("C")])
+        .await;
     let (a, b) = (id_of(&created[0]), id_of(&created[1]));
 
     let response = app.delete(&format!("/users?ids={a},{b}"), &app.admin).await;
@@ -32,7 +34,9 @@ async fn deleting_an_admin_is_refused_and_nothing_is_deleted() {
     let customer = app.create_one("customer").await;
     let admin = app.create_one("admin").await;
 
-    let response = app.delete(&format!("/users?ids={customer},{admin}"), &app.admin).await;
+    let response = app
+        .delete(&format!("/users?ids={customer},{admin}"), &app.admin)
+        .await;
 
     let problem = problem(response, 409).await;
     assert_eq!(problem["errors"][0]["index"], 1);
@@ -46,7 +50,10 @@ async fn deleting_with_an_unknown_id_is_404_and_nothing_is_deleted() {
     let customer = app.create_one("customer").await;
 
     let response = app
-        .delete(&format!("/users?ids={customer},{}", Uuid::now_v7()), &app.admin)
+        .delete(
+            &format!("/users?ids={customer},{}", Uuid::now_v7()),
+            &app.admin,
+        )
         .await;
 
     problem(response, 404).await;

@@ -35,7 +35,11 @@ async fn a_body_that_is_not_json_is_415() {
 #[tokio::test]
 async fn an_object_where_an_array_belongs_is_422() {
     let app = TestApp::spawn().await;
-    problem(app.post("/users", &app.admin, &user_item("single")).await, 422).await;
+    problem(
+        app.post("/users", &app.admin, &user_item("single")).await,
+        422,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -45,7 +49,11 @@ async fn wrong_types_and_unknown_fields_are_422() {
     wrong_type["name"] = json!(42);
     let mut unknown = user_item("y");
     unknown["password"] = json!("secret");
-    for body in [json!([wrong_type]), json!([unknown]), json!([{"name": "missing fields"}])] {
+    for body in [
+        json!([wrong_type]),
+        json!([unknown]),
+        json!([{"name": "missing fields"}]),
+    ] {
         let problem = problem(app.post("/users", &app.admin, &body).await, 422).await;
         assert_eq!(problem["errors"][0]["index"], 0);
     }
@@ -78,7 +86,13 @@ async fn a_malformed_id_in_the_path_is_400() {
 async fn unknown_routes_and_methods_are_problems() {
     let app = TestApp::spawn().await;
     problem(app.get("/nothing/here", &app.admin).await, 404).await;
-    let response = app.http.put(app.url("/users")).bearer_auth(&app.admin).send().await.expect("sent");
+    let response = app
+        .http
+        .put(app.url("/users"))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("sent");
     problem(response, 405).await;
 }
 
@@ -93,19 +107,48 @@ async fn the_request_id_is_echoed_or_generated() {
         .await
         .expect("sent");
     assert_eq!(response.headers()["x-request-id"], "trace-me-42");
-    let response = app.http.get(app.url("/healthz")).send().await.expect("sent");
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("sent");
     assert!(!response.headers()["x-request-id"].is_empty());
 }
 
 #[tokio::test]
 async fn ops_endpoints_answer() {
     let app = TestApp::spawn().await;
-    let ready: serde_json::Value = app.http.get(app.url("/readyz")).send().await.expect("sent").json().await.expect("json");
+    let ready: serde_json::Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(ready["status"], "ready");
     app.get("/users", &app.admin).await;
-    let metrics = app.http.get(app.url("/metrics")).send().await.expect("sent").text().await.expect("text");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
     assert!(metrics.contains("http_requests_total"), "{metrics}");
-    let openapi: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.expect("sent").json().await.expect("json");
+    let openapi: serde_json::Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     for path in ["/users", "/users/{id}"] {
         assert!(openapi["paths"][path].is_object(), "{path} is documented");
     }

@@ -20,11 +20,17 @@ async fn subscribe() -> (Connection, lapin::Consumer) {
     .await
     .expect("RabbitMQ is running");
     let channel = connection.create_channel().await.expect("channel");
-    platform::broker::declare_exchange(&channel).await.expect("exchange");
+    platform::broker::declare_exchange(&channel)
+        .await
+        .expect("exchange");
     let queue = channel
         .queue_declare(
             "".into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -52,7 +58,10 @@ async fn subscribe() -> (Connection, lapin::Consumer) {
 }
 
 /// Receives events until one of each `(type, user_id)` in `wanted` arrived.
-async fn receive(consumer: &mut lapin::Consumer, mut wanted: HashSet<(String, Uuid)>) -> Vec<Value> {
+async fn receive(
+    consumer: &mut lapin::Consumer,
+    mut wanted: HashSet<(String, Uuid)>,
+) -> Vec<Value> {
     let mut received = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !wanted.is_empty() {
@@ -65,10 +74,17 @@ async fn receive(consumer: &mut lapin::Consumer, mut wanted: HashSet<(String, Uu
         let event: Value = serde_json::from_slice(&delivery.data).expect("JSON event");
         let key = (
             event["type"].as_str().expect("type").to_owned(),
-            event["data"]["user_id"].as_str().and_then(|id| id.parse().ok()).expect("user_id"),
+            event["data"]["user_id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("user_id"),
         );
         if wanted.remove(&key) {
-            assert_eq!(delivery.routing_key.as_str(), key.0, "routing key is the event type");
+            assert_eq!(
+                delivery.routing_key.as_str(),
+                key.0,
+                "routing key is the event type"
+            );
             received.push(event);
         }
     }
@@ -80,9 +96,16 @@ async fn creating_changing_and_deleting_users_publishes_their_events() {
     let (_connection, mut consumer) = subscribe().await;
     let app = TestApp::spawn().await;
 
-    let created = app.create(vec![user_item("Evented"), user_item("Other")]).await;
+    let created = app
+        .create(vec![user_item("Evented"), user_item("Other")])
+        .await;
     let (a, b) = (id_of(&created[0]), id_of(&created[1]));
-    app.patch(&format!("/users/{a}"), &app.admin, &json!({"name": "Renamed"})).await;
+    app.patch(
+        &format!("/users/{a}"),
+        &app.admin,
+        &json!({"name": "Renamed"}),
+    )
+    .await;
     app.delete(&format!("/users/{b}"), &app.admin).await;
 
     let wanted = HashSet::from([
@@ -93,11 +116,17 @@ async fn creating_changing_and_deleting_users_publishes_their_events() {
     ]);
     let events = receive(&mut consumer, wanted).await;
 
-    let updated = events.iter().find(|e| e["type"] == "user.updated").expect("updated");
+    let updated = events
+        .iter()
+        .find(|e| e["type"] == "user.updated")
+        .expect("updated");
     assert_eq!(updated["data"]["name"], "Renamed");
     assert_eq!(updated["source"], "users");
     assert!(updated["id"].is_string() && updated["occurred_at"].is_string());
-    let registered = events.iter().find(|e| e["type"] == "user.registered").expect("registered");
+    let registered = events
+        .iter()
+        .find(|e| e["type"] == "user.registered")
+        .expect("registered");
     assert_eq!(registered["data"]["email"], created[0]["email"]);
 }
 
@@ -126,7 +155,14 @@ async fn with_the_broker_down_writes_succeed_and_events_wait_in_the_outbox() {
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     assert_eq!(app.count_rows("outbox WHERE published_at IS NULL").await, 1);
-    assert!(app.count_rows("outbox WHERE attempts > 0").await >= 1, "the relay kept trying");
-    let body = problem(app.http.get(app.url("/readyz")).send().await.expect("sent"), 503).await;
+    assert!(
+        app.count_rows("outbox WHERE attempts > 0").await >= 1,
+        "the relay kept trying"
+    );
+    let body = problem(
+        app.http.get(app.url("/readyz")).send().await.expect("sent"),
+        503,
+    )
+    .await;
     assert!(body["detail"].as_str().expect("detail").contains("broker"));
 }

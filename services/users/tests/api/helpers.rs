@@ -127,7 +127,12 @@ impl TestApp {
     /// Creates users through the API as admin and returns them.
     pub async fn create(&self, items: Vec<Value>) -> Vec<Value> {
         let response = self.post("/users", &self.admin, &Value::Array(items)).await;
-        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
         response.json().await.expect("a JSON array")
     }
 
@@ -140,8 +145,8 @@ impl TestApp {
     }
 
     pub async fn count_rows(&self, table: &str) -> i64 {
-        use sqlx::Connection;
         use secrecy::ExposeSecret;
+        use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(self.db.url.expose_secret())
             .await
             .expect("connect to the test database");

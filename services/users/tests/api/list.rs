@@ -37,12 +37,24 @@ async fn filters_narrow_the_list() {
         .await;
 
     assert_eq!(names(&app, "name=LOVE").await, vec!["Ada Lovelace"]);
-    assert_eq!(names(&app, "name=100%25_").await, vec!["Linus 100%_Torvalds"]);
-    assert_eq!(names(&app, "name=a&role=customer&sort=name").await, vec!["Ada Lovelace", "Grace Hopper"]);
-    assert_eq!(names(&app, "country=gb&sort=name").await, vec!["Ada Lovelace", "Alan Turing"]);
+    assert_eq!(
+        names(&app, "name=100%25_").await,
+        vec!["Linus 100%_Torvalds"]
+    );
+    assert_eq!(
+        names(&app, "name=a&role=customer&sort=name").await,
+        vec!["Ada Lovelace", "Grace Hopper"]
+    );
+    assert_eq!(
+        names(&app, "country=gb&sort=name").await,
+        vec!["Ada Lovelace", "Alan Turing"]
+    );
     assert_eq!(names(&app, "role=admin").await, vec!["Linus 100%_Torvalds"]);
     let email = created[2]["email"].as_str().expect("email").to_uppercase();
-    assert_eq!(names(&app, &format!("email={email}")).await, vec!["Grace Hopper"]);
+    assert_eq!(
+        names(&app, &format!("email={email}")).await,
+        vec!["Grace Hopper"]
+    );
     assert!(names(&app, "name=nobody").await.is_empty());
 }
 
@@ -57,8 +69,14 @@ async fn created_range_filters_by_time() {
     let at = boundary.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let at = at.replace('+', "%2B");
 
-    assert_eq!(names(&app, &format!("created_after={at}")).await, vec!["Late"]);
-    assert_eq!(names(&app, &format!("created_before={at}")).await, vec!["Early"]);
+    assert_eq!(
+        names(&app, &format!("created_after={at}")).await,
+        vec!["Late"]
+    );
+    assert_eq!(
+        names(&app, &format!("created_before={at}")).await,
+        vec!["Early"]
+    );
 }
 
 #[tokio::test]
@@ -80,11 +98,27 @@ async fn every_sort_field_orders_both_ways() {
     assert_eq!(by_name, reversed);
     assert_eq!(by_name.len(), 3);
 
-    assert_eq!(names(&app, "sort=email").await, vec!["Carol", "Bob", "alice"]);
-    assert_eq!(names(&app, "sort=-email").await, vec!["alice", "Bob", "Carol"]);
-    assert_eq!(names(&app, "sort=created_at").await, vec!["Carol", "alice", "Bob"]);
-    assert_eq!(names(&app, "sort=-created_at").await, vec!["Bob", "alice", "Carol"]);
-    assert_eq!(names(&app, "").await, vec!["Bob", "alice", "Carol"], "newest first by default");
+    assert_eq!(
+        names(&app, "sort=email").await,
+        vec!["Carol", "Bob", "alice"]
+    );
+    assert_eq!(
+        names(&app, "sort=-email").await,
+        vec!["alice", "Bob", "Carol"]
+    );
+    assert_eq!(
+        names(&app, "sort=created_at").await,
+        vec!["Carol", "alice", "Bob"]
+    );
+    assert_eq!(
+        names(&app, "sort=-created_at").await,
+        vec!["Bob", "alice", "Carol"]
+    );
+    assert_eq!(
+        names(&app, "").await,
+        vec!["Bob", "alice", "Carol"],
+        "newest first by default"
+    );
 }
 
 async fn walk(app: &TestApp, query: &str) -> Vec<Uuid> {
@@ -108,28 +142,53 @@ async fn walk(app: &TestApp, query: &str) -> Vec<Uuid> {
 async fn pages_cover_every_user_once_on_every_sort() {
     let app = TestApp::spawn().await;
     // Repeated names force the id tiebreaker to matter.
-    let items: Vec<_> = (0..23).map(|i| user_item(&format!("Name {}", i % 4))).collect();
+    let items: Vec<_> = (0..23)
+        .map(|i| user_item(&format!("Name {}", i % 4)))
+        .collect();
     let created: HashSet<Uuid> = app.create(items).await.iter().map(id_of).collect();
 
-    for sort in ["name", "-name", "email", "-email", "created_at", "-created_at", "name,-created_at"] {
+    for sort in [
+        "name",
+        "-name",
+        "email",
+        "-email",
+        "created_at",
+        "-created_at",
+        "name,-created_at",
+    ] {
         let seen = walk(&app, &format!("limit=5&sort={sort}")).await;
         assert_eq!(seen.len(), 23, "{sort}: no repeats");
-        assert_eq!(seen.iter().copied().collect::<HashSet<_>>(), created, "{sort}: no gaps");
+        assert_eq!(
+            seen.iter().copied().collect::<HashSet<_>>(),
+            created,
+            "{sort}: no gaps"
+        );
     }
 }
 
 #[tokio::test]
 async fn pagination_has_no_repeats_or_gaps_under_concurrent_inserts() {
     let app = TestApp::spawn().await;
-    let items: Vec<_> = (0..40).map(|i| user_item(&format!("Existing {i:02}"))).collect();
+    let items: Vec<_> = (0..40)
+        .map(|i| user_item(&format!("Existing {i:02}")))
+        .collect();
     let existing: HashSet<Uuid> = app.create(items).await.iter().map(id_of).collect();
 
     let writer = {
         let (http, url, token) = (app.http.clone(), app.url("/users"), app.admin.clone());
         tokio::spawn(async move {
             for i in 0..20 {
-                let body = json!([user_item(&format!("Concurrent {i:02}")), user_item(&format!("Existing {i:02}"))]);
-                let response = http.post(&url).bearer_auth(&token).json(&body).send().await.expect("sent");
+                let body = json!([
+                    user_item(&format!("Concurrent {i:02}")),
+                    user_item(&format!("Existing {i:02}"))
+                ]);
+                let response = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("sent");
                 assert_eq!(response.status(), 201);
             }
         })
@@ -139,7 +198,10 @@ async fn pagination_has_no_repeats_or_gaps_under_concurrent_inserts() {
 
     let unique: HashSet<Uuid> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "no user appears twice");
-    assert!(existing.is_subset(&unique), "every user that existed throughout was listed");
+    assert!(
+        existing.is_subset(&unique),
+        "every user that existed throughout was listed"
+    );
 }
 
 #[tokio::test]
@@ -167,8 +229,22 @@ async fn bad_list_parameters_are_400() {
 #[tokio::test]
 async fn a_cursor_is_bound_to_its_sort() {
     let app = TestApp::spawn().await;
-    app.create((0..3).map(|i| user_item(&format!("U{i}"))).collect()).await;
-    let page: Value = app.get("/users?limit=1&sort=name", &app.admin).await.json().await.expect("json");
+    app.create((0..3).map(|i| user_item(&format!("U{i}"))).collect())
+        .await;
+    let page: Value = app
+        .get("/users?limit=1&sort=name", &app.admin)
+        .await
+        .json()
+        .await
+        .expect("json");
     let cursor = page["next_cursor"].as_str().expect("more pages");
-    problem(app.get(&format!("/users?limit=1&sort=email&cursor={cursor}"), &app.admin).await, 400).await;
+    problem(
+        app.get(
+            &format!("/users?limit=1&sort=email&cursor={cursor}"),
+            &app.admin,
+        )
+        .await,
+        400,
+    )
+    .await;
 }

@@ -18,14 +18,23 @@ async fn malformed_tampered_expired_and_foreign_tokens_are_401() {
     let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
     // Flip a character of the payload: the signature no longer matches.
     let payload = parts[1].clone();
-    parts[1] = format!("{}{}", &payload[..payload.len() - 2], if payload.ends_with('A') { "BB" } else { "AA" });
+    parts[1] = format!(
+        "{}{}",
+        &payload[..payload.len() - 2],
+        if payload.ends_with('A') { "BB" } else { "AA" }
+    );
     let tampered = parts.join(".");
     let expired = app.issuer.token_with_ttl(Uuid::now_v7(), Role::Admin, -60);
     let foreign = platform::auth::TestIssuer::start()
         .await
         .expect("another issuer")
         .token(Uuid::now_v7(), Role::Admin);
-    for token in ["garbage", tampered.as_str(), expired.as_str(), foreign.as_str()] {
+    for token in [
+        "garbage",
+        tampered.as_str(),
+        expired.as_str(),
+        foreign.as_str(),
+    ] {
         problem(app.get("/users", token).await, 401).await;
     }
 }
@@ -35,7 +44,12 @@ async fn customers_cannot_list_or_create_users() {
     let app = TestApp::spawn().await;
     let customer = app.token(Uuid::now_v7(), Role::Customer);
     problem(app.get("/users", &customer).await, 403).await;
-    problem(app.post("/users", &customer, &json!([user_item("x")])).await, 403).await;
+    problem(
+        app.post("/users", &customer, &json!([user_item("x")]))
+            .await,
+        403,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -45,9 +59,21 @@ async fn support_lists_and_reads_but_cannot_create_change_or_delete() {
     let support = app.token(Uuid::now_v7(), Role::Support);
 
     assert_eq!(app.get("/users", &support).await.status(), 200);
-    assert_eq!(app.get(&format!("/users/{id}"), &support).await.status(), 200);
-    problem(app.post("/users", &support, &json!([user_item("x")])).await, 403).await;
-    problem(app.patch(&format!("/users/{id}"), &support, &json!({"name": "x"})).await, 403).await;
+    assert_eq!(
+        app.get(&format!("/users/{id}"), &support).await.status(),
+        200
+    );
+    problem(
+        app.post("/users", &support, &json!([user_item("x")])).await,
+        403,
+    )
+    .await;
+    problem(
+        app.patch(&format!("/users/{id}"), &support, &json!({"name": "x"}))
+            .await,
+        403,
+    )
+    .await;
     problem(app.delete(&format!("/users/{id}"), &support).await, 403).await;
 }
 
@@ -58,7 +84,12 @@ async fn a_customer_cannot_read_or_change_another_user() {
     let customer = app.token(Uuid::now_v7(), Role::Customer);
 
     problem(app.get(&format!("/users/{other}"), &customer).await, 403).await;
-    problem(app.patch(&format!("/users/{other}"), &customer, &json!({"name": "x"})).await, 403).await;
+    problem(
+        app.patch(&format!("/users/{other}"), &customer, &json!({"name": "x"}))
+            .await,
+        403,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -67,8 +98,18 @@ async fn a_customer_cannot_change_its_own_role() {
     let id = app.create_one("customer").await;
     let token = app.token(id, Role::Customer);
 
-    problem(app.patch(&format!("/users/{id}"), &token, &json!({"role": "admin"})).await, 403).await;
-    let user: serde_json::Value = app.get(&format!("/users/{id}"), &app.admin).await.json().await.expect("json");
+    problem(
+        app.patch(&format!("/users/{id}"), &token, &json!({"role": "admin"}))
+            .await,
+        403,
+    )
+    .await;
+    let user: serde_json::Value = app
+        .get(&format!("/users/{id}"), &app.admin)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(user["role"], "customer");
 }
 
@@ -76,6 +117,11 @@ async fn a_customer_cannot_change_its_own_role() {
 async fn only_admins_delete() {
     let app = TestApp::spawn().await;
     let id = app.create_one("customer").await;
-    problem(app.delete(&format!("/users/{id}"), &app.token(id, Role::Customer)).await, 403).await;
+    problem(
+        app.delete(&format!("/users/{id}"), &app.token(id, Role::Customer))
+            .await,
+        403,
+    )
+    .await;
     assert_eq!(app.count_rows("users").await, 1);
 }

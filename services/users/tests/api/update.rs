@@ -33,7 +33,11 @@ async fn taking_another_users_email_is_a_conflict() {
     let id = id_of(&created[1]);
 
     let response = app
-        .patch(&format!("/users/{id}"), &app.admin, &json!({"email": created[0]["email"]}))
+        .patch(
+            &format!("/users/{id}"),
+            &app.admin,
+            &json!({"email": created[0]["email"]}),
+        )
         .await;
 
     let problem = problem(response, 409).await;
@@ -45,7 +49,11 @@ async fn an_admin_changes_a_role() {
     let app = TestApp::spawn().await;
     let id = app.create_one("customer").await;
     let response = app
-        .patch(&format!("/users/{id}"), &app.admin, &json!({"role": "support"}))
+        .patch(
+            &format!("/users/{id}"),
+            &app.admin,
+            &json!({"role": "support"}),
+        )
         .await;
     assert_eq!(response.status(), 200);
     let user: Value = response.json().await.expect("json");
@@ -58,11 +66,39 @@ async fn invalid_and_empty_patches_are_422_and_change_nothing() {
     let created = app.create(vec![user_item("Stable")]).await;
     let id = id_of(&created[0]);
 
-    problem(app.patch(&format!("/users/{id}"), &app.admin, &json!({"email": "nope"})).await, 422).await;
-    problem(app.patch(&format!("/users/{id}"), &app.admin, &json!({})).await, 422).await;
-    problem(app.patch(&format!("/users/{id}"), &app.admin, &json!({"nickname": "x"})).await, 422).await;
+    problem(
+        app.patch(
+            &format!("/users/{id}"),
+            &app.admin,
+            &json!({"email": "nope"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    problem(
+        app.patch(&format!("/users/{id}"), &app.admin, &json!({}))
+            .await,
+        422,
+    )
+    .await;
+    problem(
+        app.patch(
+            &format!("/users/{id}"),
+            &app.admin,
+            &json!({"nickname": "x"}),
+        )
+        .await,
+        422,
+    )
+    .await;
 
-    let user: Value = app.get(&format!("/users/{id}"), &app.admin).await.json().await.expect("json");
+    let user: Value = app
+        .get(&format!("/users/{id}"), &app.admin)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(user, created[0]);
 }
 
@@ -70,7 +106,11 @@ async fn invalid_and_empty_patches_are_422_and_change_nothing() {
 async fn patching_an_unknown_user_is_404() {
     let app = TestApp::spawn().await;
     let response = app
-        .patch(&format!("/users/{}", uuid::Uuid::now_v7()), &app.admin, &json!({"name": "x"}))
+        .patch(
+            &format!("/users/{}", uuid::Uuid::now_v7()),
+            &app.admin,
+            &json!({"name": "x"}),
+        )
         .await;
     problem(response, 404).await;
 }

@@ -1,0 +1,165 @@
+//! A gateway in front of a real users service and of small echo services that
+//! report what reached them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use platform::auth::{Role, TestIssuer};
+use platform::testing::TestDatabase;
+use secrecy::SecretString;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub struct TestGateway {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin: String,
+    /// Requests that reached the echo upstreams.
+    pub echo_hits: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+    _db: TestDatabase,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// An upstream that answers every request with what it received.
+async fn echo_server(hits: Arc<AtomicUsize>, shutdown: CancellationToken) -> String {
+    let app = Router::new().fallback(move |req: Request| {
+        let hits = hits.clone();
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            axum::Json(json!({
+                "path": req.uri().path_and_query().map(|p| p.as_str()).unwrap_or_default(),
+                "method": req.method().as_str(),
+                "request_id": header("x-request-id"),
+                "authorization": header("authorization"),
+                "connection": header("connection"),
+            }))
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .ok();
+    });
+    format!("http://{addr}")
+}
+
+/// A loopback address nothing listens on.
+async fn closed_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+impl TestGateway {
+    /// users is real; auth and orders echo; products and notifications are down.
+    pub async fn spawn() -> Self {
+        let shutdown = CancellationToken::new();
+        let issuer = TestIssuer::start().await.expect("JWKS");
+        let db = TestDatabase::create("users", users::migrations())
+            .await
+            .expect("db");
+        let users_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let users_base = format!("http://{}", users_listener.local_addr().expect("addr"));
+        let settings = platform::settings::ServiceSettings {
+            name: "users",
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: db.url.clone(),
+            database_pool_size: 3,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            internal_token: SecretString::from("test"),
+            auth: issuer.settings.clone(),
+            request_timeout: Duration::from_secs(10),
+            cors_origins: vec!["*".into()],
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(async move { users::run_on(users_listener, settings, stop).await });
+
+        let echo_hits = Arc::new(AtomicUsize::new(0));
+        let echo = echo_server(echo_hits.clone(), shutdown.clone()).await;
+        let down = closed_port().await;
+        let upstreams: HashMap<&'static str, String> = HashMap::from([
+            ("users", users_base.clone()),
+            ("auth", echo.clone()),
+            ("orders", echo),
+            ("products", down.clone()),
+            ("notifications", down),
+        ]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let gateway_settings = gateway::Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            upstreams,
+            timeout: Duration::from_secs(5),
+            cors_origins: vec!["*".into()],
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(async move { gateway::run_on(listener, gateway_settings, stop).await });
+
+        let http = reqwest::Client::new();
+        for target in [&base, &users_base] {
+            wait_healthy(&http, target).await;
+        }
+        Self {
+            base,
+            http,
+            admin: issuer.token(Uuid::now_v7(), Role::Admin),
+            echo_hits,
+            shutdown,
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("sent")
+    }
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} did not become healthy");
+}
+
+/// Asserts a problem+json answer with `status`.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    response.json().await.expect("problem body")
+}
