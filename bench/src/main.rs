@@ -1,1 +1,159 @@
-fn main() {}
+//! `shop-bench`: starts a release `shop serve` on scratch ports and a scratch
+//! database, drives it over HTTP with many keep-alive connections, and prints
+//! requests/s, latency percentiles, errors and the server's peak memory.
+
+mod load;
+mod server;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use platform::auth::{Role, TestIssuer};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::load::{Target, run_load};
+use crate::server::Server;
+
+/// Benchmark the shop over HTTP.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The `shop` binary to run (default: next to this one).
+    #[arg(long)]
+    shop_bin: Option<std::path::PathBuf>,
+    /// Seconds each load scenario runs.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent keep-alive connections per scenario.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Users to create before the read scenarios.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let shop_bin = match args.shop_bin.clone() {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the bench binary has a directory")?
+            .join("shop"),
+    };
+    anyhow::ensure!(
+        shop_bin.exists(),
+        "{} not found; build it with `cargo build --release -p shop`",
+        shop_bin.display()
+    );
+    let issuer = TestIssuer::start().await?;
+    let admin = issuer.token(Uuid::now_v7(), Role::Admin);
+
+    let server = Server::start(&shop_bin, &issuer.settings.jwks_url).await?;
+    println!(
+        "shop serve ready in {} ms on an existing database (pid {})",
+        server.ready_in.as_millis(),
+        server.pid()
+    );
+
+    let http = reqwest::Client::new();
+    let gateway = server.gateway.clone();
+
+    // POST /users with 1000 users, several times: latency of one whole batch.
+    let mut batch_ms = Vec::new();
+    let mut ids: Vec<Uuid> = Vec::new();
+    let batches = args.users.div_ceil(1000).max(5);
+    for batch in 0..batches {
+        let body: Vec<Value> = (0..1000).map(|i| user(batch * 1000 + i)).collect();
+        let started = Instant::now();
+        let response = http
+            .post(format!("{gateway}/users"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            response.status() == 201,
+            "POST /users answered {}",
+            response.status()
+        );
+        let created: Vec<Value> = response.json().await?;
+        ids.extend(
+            created
+                .iter()
+                .filter_map(|u| u["user_id"].as_str()?.parse::<Uuid>().ok()),
+        );
+        batch_ms.push(elapsed.as_secs_f64() * 1000.0);
+    }
+    batch_ms.sort_by(f64::total_cmp);
+    println!(
+        "POST /users x1000 through the gateway: {} batches, median {:.1} ms, worst {:.1} ms",
+        batch_ms.len(),
+        batch_ms[batch_ms.len() / 2],
+        batch_ms[batch_ms.len() - 1]
+    );
+
+    // A freshly bulk-loaded table has no statistics until autovacuum runs;
+    // analyse it now so the scenarios measure the steady state.
+    server::analyze().await?;
+
+    let duration = Duration::from_secs(args.duration);
+    let paths: Vec<String> = ids
+        .iter()
+        .take(5000)
+        .map(|id| format!("/users/{id}"))
+        .collect();
+    let scenarios = [
+        (
+            "GET /users/{id} direct",
+            Target::new(&server.users, paths.clone(), &admin),
+        ),
+        (
+            "GET /users/{id} via gateway",
+            Target::new(&gateway, paths, &admin),
+        ),
+        (
+            "GET /users?country=DE&name=ser&sort=name&limit=20 via gateway",
+            Target::new(
+                &gateway,
+                vec!["/users?country=DE&name=ser&sort=name&limit=20".to_owned()],
+                &admin,
+            ),
+        ),
+    ];
+    println!(
+        "\n{:<62} {:>10} {:>9} {:>9} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for (name, target) in scenarios {
+        let report = run_load(target, args.connections, duration).await?;
+        println!(
+            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+            name, report.rate, report.p50_ms, report.p99_ms, report.errors
+        );
+    }
+    println!(
+        "\nserver peak RSS: {:.1} MB (current {:.1} MB)",
+        server.peak_rss_kb()? as f64 / 1024.0,
+        server.rss_kb()? as f64 / 1024.0
+    );
+    server.stop().await;
+    Ok(())
+}
+
+fn user(n: usize) -> Value {
+    json!({
+        "name": format!("Bench User {n}"),
+        "email": format!("bench-{}-{n}@example.com", Uuid::now_v7().simple()),
+        "phone": "+49 30 1234567",
+        "address": {
+            "line1": format!("Street {n}"),
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": if n % 3 == 0 { "DE" } else { "FR" }
+        }
+    })
+}

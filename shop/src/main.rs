@@ -3,6 +3,11 @@
 
 mod serve;
 
+// Request handling allocates many small, short-lived buffers; mimalloc serves
+// them with less contention than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use platform::settings::CommonArgs;
 

@@ -1,0 +1,137 @@
+//! Running `shop serve` as a child process on scratch ports and database.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+
+/// A running `shop serve`.
+pub struct Server {
+    child: Child,
+    /// The gateway's base URL.
+    pub gateway: String,
+    /// The users service's base URL.
+    pub users: String,
+    /// How long it took from spawn until every service answered `/readyz`.
+    pub ready_in: Duration,
+}
+
+const GATEWAY_PORT: u16 = 18080;
+const USERS_PORT: u16 = 18082;
+
+impl Server {
+    /// Migrates a scratch database (so start-up is measured on an existing
+    /// one), then starts `shop serve` and waits until it is ready.
+    pub async fn start(shop: &Path, jwks_url: &str) -> anyhow::Result<Self> {
+        let database = "postgres://postgres@127.0.0.1:5432/shop_bench_users";
+        reset_database().await?;
+        let migrate = Command::new(shop)
+            .args(["migrate", "users"])
+            .env("SHOP_USERS_DATABASE_URL", database)
+            .stdout(Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(migrate.success(), "shop migrate failed");
+
+        let started = Instant::now();
+        let child = Command::new(shop)
+            .arg("serve")
+            .env("SHOP_USERS_DATABASE_URL", database)
+            .env("SHOP_GATEWAY_PORT", GATEWAY_PORT.to_string())
+            .env("SHOP_USERS_PORT", USERS_PORT.to_string())
+            .env("SHOP_JWKS_URL", jwks_url)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning shop serve")?;
+        let gateway = format!("http://127.0.0.1:{GATEWAY_PORT}");
+        let users = format!("http://127.0.0.1:{USERS_PORT}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = async {
+                let users_ready = http.get(format!("{users}/readyz")).send().await.ok()?;
+                let gateway_ready = http.get(format!("{gateway}/healthz")).send().await.ok()?;
+                Some(users_ready.status().is_success() && gateway_ready.status().is_success())
+            }
+            .await;
+            if ready == Some(true) {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "shop serve did not become ready");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(Self {
+            ready_in: started.elapsed(),
+            child,
+            gateway,
+            users,
+        })
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    fn status_field(&self, field: &str) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse().ok())
+            .context("reading /proc status")
+    }
+
+    /// Peak resident memory so far, in KiB.
+    pub fn peak_rss_kb(&self) -> anyhow::Result<u64> {
+        self.status_field("VmHWM:")
+    }
+
+    /// Current resident memory, in KiB.
+    pub fn rss_kb(&self) -> anyhow::Result<u64> {
+        self.status_field("VmRSS:")
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        self.child.start_kill().ok();
+        self.child.wait().await.ok();
+    }
+}
+
+/// Collects planner statistics on the bench database.
+pub async fn analyze() -> anyhow::Result<()> {
+    psql("shop_bench_users", "ANALYZE").await
+}
+
+async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
+    let status = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-qc",
+            sql,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await?;
+    anyhow::ensure!(status.success(), "psql failed: {sql}");
+    Ok(())
+}
+
+async fn reset_database() -> anyhow::Result<()> {
+    psql(
+        "postgres",
+        "DROP DATABASE IF EXISTS shop_bench_users WITH (FORCE)",
+    )
+    .await
+}
