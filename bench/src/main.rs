@@ -153,7 +153,7 @@ fn user(n: usize) -> Value {
             "line1": format!("Street {n}"),
             "city": "Berlin",
             "postal_code": "10115",
-            "country": if n % 3 == 0 { "DE" } else { "FR" }
+            "country": if n.is_multiple_of(3) { "DE" } else { "FR" }
         }
     })
 }
