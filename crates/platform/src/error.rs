@@ -106,10 +106,12 @@ pub enum ApiError {
         errors: Vec<FieldError>,
     },
     /// Too many requests; retry after this many seconds.
-    #[error("too many requests")]
+    #[error("too many requests; retry in {retry_after} s")]
     TooManyRequests {
         /// Seconds until a retry may succeed.
         retry_after: u64,
+        /// The limit that was reached.
+        limit: u64,
     },
     /// An upstream service answered with nonsense.
     #[error("{0}")]
@@ -230,15 +232,27 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let retry_after = match &self {
-            Self::TooManyRequests { retry_after } => Some(*retry_after),
+            Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
             Self::ServiceUnavailable(_) => Some(1),
             _ => None,
         };
+        let rate_limit = match &self {
+            Self::TooManyRequests { retry_after, limit } => Some((*limit, *retry_after)),
+            _ => None,
+        };
+        let unauthorized = matches!(self, Self::Unauthorized(_));
         let mut response = self.problem().into_response();
+        let headers = response.headers_mut();
         if let Some(seconds) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some((limit, reset)) = rate_limit {
+            headers.insert("ratelimit-limit", HeaderValue::from(limit));
+            headers.insert("ratelimit-remaining", HeaderValue::from(0u64));
+            headers.insert("ratelimit-reset", HeaderValue::from(reset));
+        }
+        if unauthorized {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

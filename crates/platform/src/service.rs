@@ -56,6 +56,9 @@ impl Infra {
         }
         crate::metrics::handle();
         let verifier = Arc::new(Verifier::new(settings.auth.clone()));
+        crate::revocation::load(&redis, verifier.revocations())
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot load token revocations from Redis: {err}"))?;
         Ok(Self {
             settings,
             db,
@@ -89,9 +92,16 @@ impl Infra {
             self.broker.clone(),
             shutdown.clone(),
         ));
+        let revocations = tokio::spawn(crate::revocation::follow(
+            self.settings.redis_url.clone(),
+            self.redis.clone(),
+            self.verifier.revocations().clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(service = name, addr = %listener.local_addr()?, "listening");
         crate::http::serve(listener, app, shutdown).await?;
         relay.await.ok();
+        revocations.await.ok();
         tracing::info!(service = name, "stopped");
         Ok(())
     }

@@ -126,11 +126,6 @@ pub async fn run_on(
     platform::metrics::handle();
     let app = router(&settings);
     tracing::info!(service = "gateway", addr = %listener.local_addr()?, "listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await?;
+    platform::http::serve(listener, app, shutdown).await?;
     Ok(())
 }

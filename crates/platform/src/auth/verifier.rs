@@ -33,7 +33,8 @@ pub enum VerifyError {
     KeysUnavailable(String),
 }
 
-/// Tokens revoked before their expiry, kept in memory on every replica.
+/// Tokens revoked before their expiry, kept in memory on every replica and
+/// kept current by [`crate::revocation::follow`].
 #[derive(Debug, Default)]
 pub struct Revocations {
     tokens: RwLock<HashMap<Uuid, i64>>,
@@ -46,11 +47,11 @@ impl Revocations {
         write(&self.tokens).insert(jti, exp);
     }
 
-    /// Revokes every token of `user_id` issued at or before `at` (seconds since the epoch).
-    pub fn revoke_user(&self, user_id: Uuid, at: i64) {
+    /// Revokes every token of `user_id` issued up to `at_ms` (milliseconds since the epoch).
+    pub fn revoke_user(&self, user_id: Uuid, at_ms: i64) {
         let mut users = write(&self.users);
-        let entry = users.entry(user_id).or_insert(at);
-        *entry = (*entry).max(at);
+        let entry = users.entry(user_id).or_insert(at_ms);
+        *entry = (*entry).max(at_ms);
     }
 
     /// True when `claims` were revoked by either rule.
@@ -58,14 +59,31 @@ impl Revocations {
         if read(&self.tokens).contains_key(&claims.jti) {
             return true;
         }
-        read(&self.users)
-            .get(&claims.sub)
-            .is_some_and(|&before| claims.iat <= before)
+        let users = read(&self.users);
+        let Some(&before_ms) = users.get(&claims.sub) else {
+            return false;
+        };
+        issued_at_ms(claims) <= before_ms
     }
 
-    /// Forgets token revocations whose tokens have expired anyway.
-    pub fn prune(&self, now: i64) {
+    /// Forgets revocations that no live token can match any more.
+    pub fn prune(&self, now: i64, user_retention_secs: i64) {
         write(&self.tokens).retain(|_, exp| *exp > now);
+        let horizon_ms = (now - user_retention_secs) * 1000;
+        write(&self.users).retain(|_, at_ms| *at_ms > horizon_ms);
+    }
+}
+
+/// When a token was issued, to the millisecond: the `jti` is a UUID v7 whose
+/// timestamp is finer than `iat`, so a login in the same second as a
+/// revocation is told apart from the tokens the revocation meant.
+fn issued_at_ms(claims: &Claims) -> i64 {
+    match claims.jti.get_timestamp() {
+        Some(ts) => {
+            let (secs, nanos) = ts.to_unix();
+            secs as i64 * 1000 + i64::from(nanos / 1_000_000)
+        }
+        None => claims.iat * 1000,
     }
 }
 

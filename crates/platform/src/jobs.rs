@@ -1,0 +1,62 @@
+//! Periodic jobs that run on one replica at a time, under a Postgres advisory lock.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use tokio_util::sync::CancellationToken;
+
+/// Runs `work` inside a transaction holding advisory lock `lock_key`; `None`
+/// when another replica holds the lock (it is doing the same work now).
+pub async fn run_exclusive<T, F, Fut>(
+    db: &DatabaseConnection,
+    lock_key: i64,
+    work: F,
+) -> Result<Option<T>, DbErr>
+where
+    F: FnOnce(sea_orm::DatabaseTransaction) -> Fut,
+    Fut: Future<Output = Result<(T, sea_orm::DatabaseTransaction), DbErr>>,
+{
+    let txn = db.begin().await?;
+    let locked = txn
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock($1) AS locked",
+            [lock_key.into()],
+        ))
+        .await?
+        .map(|row| row.try_get::<bool>("", "locked"))
+        .transpose()?
+        .unwrap_or(false);
+    if !locked {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let (result, txn) = work(txn).await?;
+    txn.commit().await?;
+    Ok(Some(result))
+}
+
+/// Calls `tick` every `every` until `shutdown`, logging failures.
+pub async fn every<F, Fut>(
+    name: &'static str,
+    every: Duration,
+    shutdown: CancellationToken,
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {
+                if let Err(err) = tick().await {
+                    tracing::warn!(job = name, error = %format!("{err:#}"), "periodic job failed");
+                }
+            }
+        }
+    }
+}
