@@ -1,15 +1,16 @@
 //! `shop`: runs the whole system in one process, or one service of it, and
 //! the operational commands around it.
 
+mod admin;
 mod serve;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use platform::settings::CommonArgs;
 
 // Request handling allocates many small, short-lived buffers; mimalloc serves
 // them with less contention than the system allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::{Parser, Subcommand, ValueEnum};
-use platform::settings::CommonArgs;
 
 /// Per-service overrides, listed in `--help` because clap cannot derive them.
 const SERVICE_SETTINGS: &str = "\
@@ -17,7 +18,7 @@ Per-service settings (environment only; <SERVICE> is GATEWAY, AUTH, USERS, PRODU
   SHOP_<SERVICE>_PORT          port the service listens on (gateway 8080, auth 8081, users 8082,
                                products 8083, orders 8084, notifications 8085)
   SHOP_<SERVICE>_DATABASE_URL  the service's own database (default: SHOP_DATABASE_URL/shop_<service>)
-  SHOP_<SERVICE>_URL           where the gateway reaches the service (default: http://SHOP_HOST:port)
+  SHOP_<SERVICE>_URL           where the gateway and other services reach it (default: http://SHOP_HOST:port)
   RUST_LOG                     log filter, such as `info` or `users=debug` (default: info)
 
 Swagger UI for the whole API is at http://127.0.0.1:8080/docs once `shop serve` runs.";
@@ -28,6 +29,8 @@ Swagger UI for the whole API is at http://127.0.0.1:8080/docs once `shop serve` 
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    auth: auth::AuthArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +48,39 @@ enum Command {
         /// Migrate only this service's database.
         service: Option<Service>,
     },
+    /// Administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Auth service maintenance.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an admin with a login; running it again for the same username changes nothing.
+    Create {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// E-mail address.
+        #[arg(long)]
+        email: String,
+        /// Password; read from standard input when omitted.
+        #[arg(long)]
+        password: Option<String>,
+        /// Display name (default: the username).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Delete expired refresh tokens once (for a Kubernetes CronJob).
+    PurgeExpired,
+    /// Add a new signing key; older keys keep verifying until their tokens expire.
+    RotateKey,
 }
 
 /// A part of the system `shop serve` can run alone.
@@ -52,13 +88,15 @@ enum Command {
 pub enum Service {
     /// The gateway: the public API on one port.
     Gateway,
+    /// Registration, login, tokens.
+    Auth,
     /// User profiles.
     Users,
 }
 
 impl Service {
     /// Every service with a database, in start order.
-    pub const WITH_DATABASE: &'static [Service] = &[Service::Users];
+    pub const WITH_DATABASE: &'static [Service] = &[Service::Users, Service::Auth];
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,8 +114,26 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { service } => serve::serve(cli.common, service).await,
+            Command::Serve { service } => serve::serve(cli.common, cli.auth, service).await,
             Command::Migrate { service } => serve::migrate(cli.common, service).await,
+            Command::Admin(AdminCommand::Create {
+                username,
+                email,
+                password,
+                name,
+            }) => {
+                admin::create_admin(
+                    &cli.common,
+                    username,
+                    email,
+                    password,
+                    name,
+                    cli.auth.bcrypt_cost,
+                )
+                .await
+            }
+            Command::Auth(AuthCommand::PurgeExpired) => admin::purge_expired(&cli.common).await,
+            Command::Auth(AuthCommand::RotateKey) => admin::rotate_key(&cli.common).await,
         }
     });
     match result {

@@ -7,7 +7,11 @@ use tokio::task::JoinSet;
 use crate::Service;
 
 /// Runs the named service, or all of them with the gateway, until SIGTERM or Ctrl-C.
-pub async fn serve(mut common: CommonArgs, only: Option<Service>) -> anyhow::Result<()> {
+pub async fn serve(
+    mut common: CommonArgs,
+    auth_args: auth::AuthArgs,
+    only: Option<Service>,
+) -> anyhow::Result<()> {
     let shutdown = platform::shutdown::on_signal();
     let services: Vec<Service> = match only {
         Some(service) => vec![service],
@@ -20,7 +24,7 @@ pub async fn serve(mut common: CommonArgs, only: Option<Service>) -> anyhow::Res
                     uuid::Uuid::new_v4().simple()
                 )));
             }
-            vec![Service::Users, Service::Gateway]
+            vec![Service::Users, Service::Auth, Service::Gateway]
         }
     };
     let mut tasks = JoinSet::new();
@@ -35,6 +39,14 @@ pub async fn serve(mut common: CommonArgs, only: Option<Service>) -> anyhow::Res
                 let settings = common.service(users::NAME)?;
                 tasks.spawn(async move { ("users", users::run(settings, stop).await) });
             }
+            Service::Auth => {
+                let settings = auth::Settings {
+                    service: common.service(auth::NAME)?,
+                    auth: auth_args.clone(),
+                    users_url: common.upstream_url(users::NAME),
+                };
+                tasks.spawn(async move { ("auth", auth::run(settings, stop).await) });
+            }
         }
     }
     let mut failure = None;
@@ -43,18 +55,14 @@ pub async fn serve(mut common: CommonArgs, only: Option<Service>) -> anyhow::Res
             Ok((_, Ok(()))) => {}
             Ok((name, Err(err))) => {
                 // One service down means the process is not what was asked for: stop all.
-                shutdown.cancel();
                 failure.get_or_insert(anyhow::anyhow!("{name}: {err:#}"));
             }
             Err(panic) => {
-                shutdown.cancel();
                 failure.get_or_insert(anyhow::anyhow!("a service task failed: {panic}"));
             }
         }
-        if !shutdown.is_cancelled() {
-            // A service returned on its own without an error: treat as a stop request.
-            shutdown.cancel();
-        }
+        // Whatever ended first, the others stop with it.
+        shutdown.cancel();
     }
     match failure {
         Some(err) => Err(err),
@@ -62,27 +70,34 @@ pub async fn serve(mut common: CommonArgs, only: Option<Service>) -> anyhow::Res
     }
 }
 
-/// Creates and migrates the databases, then exits.
-pub async fn migrate(common: CommonArgs, only: Option<Service>) -> anyhow::Result<()> {
-    let mut common = common;
-    // Migrating needs no internal calls; a placeholder satisfies the settings.
+/// Settings for commands that touch databases but make no internal calls.
+pub fn offline(common: &CommonArgs) -> CommonArgs {
+    let mut common = common.clone();
     common
         .internal_token
-        .get_or_insert_with(|| SecretString::from("migrate-only"));
+        .get_or_insert_with(|| SecretString::from("offline-command"));
+    common
+}
+
+/// Creates and migrates the databases, then exits.
+pub async fn migrate(common: CommonArgs, only: Option<Service>) -> anyhow::Result<()> {
+    let common = offline(&common);
     let services: Vec<Service> = match only {
         Some(service) => vec![service],
         None => Service::WITH_DATABASE.to_vec(),
     };
     for service in services {
-        match service {
-            Service::Gateway => println!("gateway: has no database"),
-            Service::Users => {
-                let settings = common.service(users::NAME)?;
-                platform::db::connect_and_migrate(&settings.database_url, 1, users::migrations())
-                    .await?;
-                println!("users: database migrated");
+        let (name, migrations) = match service {
+            Service::Gateway => {
+                println!("gateway: has no database");
+                continue;
             }
-        }
+            Service::Users => (users::NAME, users::migrations()),
+            Service::Auth => (auth::NAME, auth::migrations()),
+        };
+        let settings = common.service(name)?;
+        platform::db::connect_and_migrate(&settings.database_url, 1, migrations).await?;
+        println!("{name}: database migrated");
     }
     Ok(())
 }

@@ -246,6 +246,7 @@ pub async fn create_users(
             allowed: None,
         });
     }
+    let profiles = profiles.into_iter().map(|p| (Uuid::now_v7(), p)).collect();
     let created = store::create(&state.db, &state.outbox, profiles).await?;
     Ok((
         StatusCode::CREATED,
@@ -254,7 +255,7 @@ pub async fn create_users(
 }
 
 /// Every item whose e-mail an earlier item of the same batch already has.
-fn duplicate_emails(profiles: &[NewProfile]) -> Vec<FieldError> {
+pub(crate) fn duplicate_emails(profiles: &[NewProfile]) -> Vec<FieldError> {
     let mut first_seen = std::collections::HashMap::new();
     let mut errors = Vec::new();
     for (index, profile) in profiles.iter().enumerate() {
@@ -393,6 +394,7 @@ pub async fn delete_user(
 ) -> ApiResult<StatusCode> {
     caller.require(&[Role::Admin])?;
     store::delete(&state.db, &state.outbox, &[id]).await?;
+    state.revoke_tokens(&[id]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -427,5 +429,6 @@ pub async fn delete_users(
         .ok_or_else(|| ApiError::BadRequest("`ids` is required".into()))?;
     let ids = parse_ids(raw)?;
     store::delete(&state.db, &state.outbox, &ids).await?;
+    state.revoke_tokens(&ids).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,17 +5,21 @@
 pub mod domain;
 pub mod entity;
 pub mod http;
+pub mod internal;
 pub mod store;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
+use axum::routing::{get, post};
 use platform::auth::Verifier;
+use platform::internal::InternalToken;
 use platform::openapi::BearerAuth;
 use platform::outbox::Outbox;
 use platform::service::Infra;
 use platform::settings::ServiceSettings;
+use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +44,34 @@ pub struct AppState {
     pub outbox: Outbox,
     /// Token verification.
     pub verifier: Arc<Verifier>,
+    /// Redis, where revocations are published.
+    pub redis: ConnectionManager,
+    /// The secret `/internal/*` callers present.
+    pub internal: InternalToken,
+}
+
+impl AppState {
+    /// Revokes every token of deleted users at once, in every service.
+    pub async fn revoke_tokens(&self, user_ids: &[uuid::Uuid]) {
+        for &user_id in user_ids {
+            let revoked = platform::revocation::revoke_user(
+                &self.redis,
+                self.verifier.revocations(),
+                user_id,
+            )
+            .await;
+            if let Err(err) = revoked {
+                // The profile is gone; its tokens still expire within their lifetime.
+                tracing::error!(%user_id, %err, "could not publish the token revocation");
+            }
+        }
+    }
+}
+
+impl FromRef<AppState> for InternalToken {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<Verifier> {
@@ -70,7 +102,16 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             http::delete_user
         ))
         .split_for_parts();
-    (router.with_state(state), openapi)
+    let internal = Router::new()
+        .route(
+            "/internal/users",
+            post(internal::register).get(internal::get_many),
+        )
+        .route(
+            "/internal/users/{id}",
+            get(internal::get).delete(internal::unregister),
+        );
+    (router.merge(internal).with_state(state), openapi)
 }
 
 /// Connects, migrates and serves until `shutdown`.
@@ -92,6 +133,8 @@ pub async fn run_on(
         db: infra.db.clone(),
         outbox: infra.outbox.clone(),
         verifier: infra.verifier.clone(),
+        redis: infra.redis.clone(),
+        internal: InternalToken(infra.settings.internal_token.clone()),
     });
     infra.serve(api, openapi, listener, shutdown).await
 }

@@ -204,17 +204,17 @@ fn duplicate_email_conflict(indexes: Vec<FieldError>) -> ApiError {
 pub async fn create(
     db: &DatabaseConnection,
     outbox: &Outbox,
-    profiles: Vec<NewProfile>,
+    profiles: Vec<(Uuid, NewProfile)>,
 ) -> Result<Vec<Model>, ApiError> {
-    let emails: Vec<String> = profiles.iter().map(|p| p.email.clone()).collect();
+    let emails: Vec<String> = profiles.iter().map(|(_, p)| p.email.clone()).collect();
     // Postgres keeps microseconds; answer with what a later read will return.
     let now = Utc::now().trunc_subsecs(6);
     let models: Vec<Model> = profiles
         .into_iter()
-        .map(|profile| {
+        .map(|(user_id, profile)| {
             let address = profile.address;
             Model {
-                user_id: Uuid::now_v7(),
+                user_id,
                 name: profile.name,
                 email: profile.email,
                 phone: profile.phone,
@@ -334,17 +334,40 @@ pub async fn delete(
         .map(|(id, role)| (id, Role::parse(&role).unwrap_or(Role::Customer)))
         .collect();
     crate::domain::check_deletable(ids, &found)?;
+    delete_rows(&txn, outbox, ids).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(())
+}
+
+/// Deletes `id` whatever its role: for undoing a creation that could not be completed.
+#[tracing::instrument(skip(db, outbox))]
+pub async fn delete_unchecked(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    let txn = db.begin().await?;
+    delete_rows(&txn, outbox, &[id]).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(())
+}
+
+async fn delete_rows(
+    txn: &sea_orm::DatabaseTransaction,
+    outbox: &Outbox,
+    ids: &[Uuid],
+) -> Result<(), ApiError> {
     Users::delete_many()
         .filter(Condition::all().add(Column::UserId.is_in(ids.iter().copied())))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     let envelopes: Vec<Envelope> = ids
         .iter()
         .map(|&user_id| Envelope::new(SOURCE, Event::UserDeleted(UserDeleted { user_id })))
         .collect();
-    outbox.enqueue(&txn, &envelopes).await?;
-    txn.commit().await?;
-    outbox.notify();
+    outbox.enqueue(txn, &envelopes).await?;
     Ok(())
 }
 

@@ -1,0 +1,77 @@
+//! Issuing a token pair: a short-lived signed JWT and a rotating refresh token.
+
+use chrono::Duration;
+use platform::ApiError;
+use platform::auth::Role;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::store;
+
+/// What a login, registration or refresh answers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Tokens {
+    /// A JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Exchange at `POST /auth/refresh` for a new pair; single use.
+    pub refresh_token: Uuid,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// Lifetimes and claims of issued tokens.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    /// Access token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh token lifetime.
+    pub refresh_ttl: Duration,
+    /// `iss`.
+    pub issuer: String,
+    /// `aud`.
+    pub audience: String,
+}
+
+/// Signs an access token for `user_id` as `role`.
+pub fn access_token(state: &AppState, user_id: Uuid, role: Role) -> Result<String, ApiError> {
+    let policy = &state.policy;
+    state
+        .keys
+        .signer()
+        .mint(
+            user_id,
+            role,
+            &policy.issuer,
+            &policy.audience,
+            policy.access_ttl.num_seconds(),
+        )
+        .map(|(token, _)| token)
+        .map_err(ApiError::Internal)
+}
+
+/// A fresh pair for a new login (a new refresh-token family).
+pub async fn issue_pair(state: &AppState, user_id: Uuid, role: Role) -> Result<Tokens, ApiError> {
+    let refresh =
+        store::issue_refresh_token(&state.db, user_id, Uuid::now_v7(), state.policy.refresh_ttl)
+            .await?;
+    pair(state, user_id, role, refresh)
+}
+
+/// A pair made of a new access token and the given refresh token.
+pub fn pair(
+    state: &AppState,
+    user_id: Uuid,
+    role: Role,
+    refresh: Uuid,
+) -> Result<Tokens, ApiError> {
+    Ok(Tokens {
+        access_token: access_token(state, user_id, role)?,
+        refresh_token: refresh,
+        token_type: "Bearer".into(),
+        expires_in: state.policy.access_ttl.num_seconds(),
+    })
+}

@@ -1,0 +1,105 @@
+//! Operational commands that act on the services' databases directly, each
+//! through the owning service's own store code.
+
+use std::io::Read;
+
+use platform::auth::Role;
+use platform::outbox::Outbox;
+use platform::settings::CommonArgs;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::serve::offline;
+
+async fn database(
+    common: &CommonArgs,
+    service: &'static str,
+    migrations: sqlx::migrate::Migrator,
+) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let settings = offline(common).service(service)?;
+    Ok(platform::db::connect_and_migrate(&settings.database_url, 2, migrations).await?)
+}
+
+/// `shop admin create`: an admin profile and its login, once.
+pub async fn create_admin(
+    common: &CommonArgs,
+    username: String,
+    email: String,
+    password: Option<String>,
+    name: Option<String>,
+    bcrypt_cost: u32,
+) -> anyhow::Result<()> {
+    let password = match password {
+        Some(password) => SecretString::from(password),
+        None => {
+            let mut read = String::new();
+            std::io::stdin().read_to_string(&mut read)?;
+            SecretString::from(read.trim_end_matches(['\r', '\n']).to_owned())
+        }
+    };
+    let username =
+        auth::domain::parse_username(&username).map_err(|m| anyhow::anyhow!("username {m}"))?;
+    let password = auth::domain::parse_password(password.expose_secret())
+        .map_err(|m| anyhow::anyhow!("password {m}"))?;
+    let auth_db = database(common, auth::NAME, auth::migrations()).await?;
+    if let Some(existing) = auth::store::credential_by_username(&auth_db, &username).await? {
+        println!(
+            "admin {username} already exists (user {}); nothing changed",
+            existing.user_id
+        );
+        return Ok(());
+    }
+    let users_db = database(common, users::NAME, users::migrations()).await?;
+    let profile = users::domain::NewProfile::parse(users::domain::RawProfile {
+        name: name.as_deref().unwrap_or(&username),
+        email: &email,
+        phone: None,
+        address: None,
+        role: Some(Role::Admin),
+    })
+    .map_err(|errors| {
+        let reasons: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{} {}", e.field, e.message))
+            .collect();
+        anyhow::anyhow!("invalid admin: {}", reasons.join("; "))
+    })?;
+    let user_id = uuid::Uuid::now_v7();
+    let outbox = Outbox::default();
+    users::store::create(&users_db, &outbox, vec![(user_id, profile)])
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot create the admin profile: {err}"))?;
+    let hash = auth::password::Hasher::new(bcrypt_cost)
+        .hash(password)
+        .await?;
+    let stored = auth::store::insert_credentials(
+        &auth_db,
+        vec![auth::store::new_credential(user_id, username.clone(), hash)],
+    )
+    .await;
+    if let Err(err) = stored {
+        users::store::delete_unchecked(&users_db, &outbox, user_id)
+            .await
+            .map_err(|undo| anyhow::anyhow!("{err}; and removing the profile failed: {undo}"))?;
+        return Err(anyhow::anyhow!("cannot store the admin login: {err}"));
+    }
+    println!("created admin {username} (user {user_id})");
+    Ok(())
+}
+
+/// `shop auth purge-expired`.
+pub async fn purge_expired(common: &CommonArgs) -> anyhow::Result<()> {
+    let db = database(common, auth::NAME, auth::migrations()).await?;
+    match auth::purge::purge_expired(&db).await? {
+        Some(deleted) => println!("purged {deleted} expired refresh tokens"),
+        None => println!("another replica is purging right now; nothing done"),
+    }
+    Ok(())
+}
+
+/// `shop auth rotate-key`.
+pub async fn rotate_key(common: &CommonArgs) -> anyhow::Result<()> {
+    let db = database(common, auth::NAME, auth::migrations()).await?;
+    let kid = auth::keys::rotate(&db).await?;
+    println!("new signing key {kid}; auth replicas pick it up within a minute");
+    Ok(())
+}
