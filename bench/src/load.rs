@@ -6,26 +6,39 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// What to request: a base URL, paths to cycle through, a bearer token.
+/// What to request: a base URL, paths to cycle through, a bearer token, and
+/// for a POST its JSON body.
 #[derive(Clone)]
 pub struct Target {
     authority: String,
     paths: Arc<Vec<String>>,
     authorization: String,
+    body: Option<Bytes>,
 }
 
 impl Target {
-    /// A target at `base` (`http://host:port`).
+    /// GETs of `paths` at `base` (`http://host:port`).
     pub fn new(base: &str, paths: Vec<String>, token: &str) -> Self {
         Self {
             authority: base.trim_start_matches("http://").to_owned(),
             paths: Arc::new(paths),
             authorization: format!("Bearer {token}"),
+            body: None,
+        }
+    }
+
+    /// POSTs of `body` to `path` at `base`, without a token.
+    pub fn post(base: &str, path: &str, body: &serde_json::Value) -> Self {
+        Self {
+            authority: base.trim_start_matches("http://").to_owned(),
+            paths: Arc::new(vec![path.to_owned()]),
+            authorization: String::new(),
+            body: Some(Bytes::from(body.to_string())),
         }
     }
 }
@@ -48,8 +61,20 @@ pub async fn run_load(
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<Report> {
+    run_load_with_warmup(target, connections, duration, Duration::from_secs(1)).await
+}
+
+/// Like [`run_load`], with a chosen warm-up (none for slow scenarios such as logins).
+pub async fn run_load_with_warmup(
+    target: Target,
+    connections: usize,
+    duration: Duration,
+    warmup: Duration,
+) -> anyhow::Result<Report> {
     // A short warm-up fills caches and connection pools.
-    drive(target.clone(), connections, Duration::from_secs(1)).await?;
+    if !warmup.is_zero() {
+        drive(target.clone(), connections, warmup).await?;
+    }
     let started = Instant::now();
     let (histogram, errors) = drive(target, connections, duration).await?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -99,10 +124,15 @@ async fn connection(
     while Instant::now() < deadline {
         let path = &target.paths[n % target.paths.len()];
         n += 1;
-        let request = Request::get(path.as_str())
-            .header("host", target.authority.as_str())
-            .header("authorization", target.authorization.as_str())
-            .body(Empty::<Bytes>::new())?;
+        let builder = match &target.body {
+            Some(_) => Request::post(path.as_str()).header("content-type", "application/json"),
+            None => Request::get(path.as_str()),
+        };
+        let mut builder = builder.header("host", target.authority.as_str());
+        if !target.authorization.is_empty() {
+            builder = builder.header("authorization", target.authorization.as_str());
+        }
+        let request = builder.body(Full::new(target.body.clone().unwrap_or_default()))?;
         let started = Instant::now();
         match sender.send_request(request).await {
             Ok(response) => {

@@ -2,6 +2,7 @@
 //! database, drives it over HTTP with many keep-alive connections, and prints
 //! requests/s, latency percentiles, errors and the server's peak memory.
 
+mod auth_figures;
 mod load;
 mod server;
 
@@ -9,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use platform::auth::{Role, TestIssuer};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -31,6 +31,9 @@ struct Args {
     /// Users to create before the read scenarios.
     #[arg(long, default_value_t = 10_000)]
     users: usize,
+    /// bcrypt cost the server is started with (its default is 12).
+    #[arg(long, default_value_t = 12)]
+    bcrypt_cost: u32,
 }
 
 #[tokio::main]
@@ -48,10 +51,7 @@ async fn main() -> anyhow::Result<()> {
         "{} not found; build it with `cargo build --release -p shop`",
         shop_bin.display()
     );
-    let issuer = TestIssuer::start().await?;
-    let admin = issuer.token(Uuid::now_v7(), Role::Admin);
-
-    let server = Server::start(&shop_bin, &issuer.settings.jwks_url).await?;
+    let server = Server::start(&shop_bin, args.bcrypt_cost).await?;
     println!(
         "shop serve ready in {} ms on an existing database (pid {})",
         server.ready_in.as_millis(),
@@ -60,6 +60,17 @@ async fn main() -> anyhow::Result<()> {
 
     let http = reqwest::Client::new();
     let gateway = server.gateway.clone();
+    let login: Value = http
+        .post(format!("{gateway}/auth/login"))
+        .json(&json!({"username": server::ADMIN, "password": server::ADMIN_PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let admin = login["access_token"]
+        .as_str()
+        .context("the bench admin can log in")?
+        .to_owned();
 
     // POST /users with 1000 users, several times: latency of one whole batch.
     let mut batch_ms = Vec::new();
@@ -135,6 +146,23 @@ async fn main() -> anyhow::Result<()> {
             name, report.rate, report.p50_ms, report.p99_ms, report.errors
         );
     }
+    // Auth: tokens from the real auth service from here on.
+    let (warm, cold) = auth_figures::verification_cost().await?;
+    println!(
+        "\ntoken verification (signature, claims, revocation check with 20,000 revocations): {cold:.1} µs for a token not seen before, {warm:.2} µs for one seen before"
+    );
+    let ceiling = auth_figures::bcrypt_ceiling(args.bcrypt_cost, 8);
+    let (logins, login_p99) = auth_figures::login_throughput(&gateway, duration).await?;
+    println!(
+        "bcrypt ceiling at cost {}: {ceiling:.1} hashes/s on all cores; logins through the gateway: {logins:.1}/s (p99 {login_p99:.0} ms) = {:.0}% of the ceiling",
+        args.bcrypt_cost,
+        100.0 * logins / ceiling
+    );
+    let revoked_ms = auth_figures::revocation_latency(&gateway, &server.users).await?;
+    println!(
+        "a logout is refused by the users service {revoked_ms:.1} ms after the logout answered"
+    );
+
     println!(
         "\nserver peak RSS: {:.1} MB (current {:.1} MB)",
         server.peak_rss_kb()? as f64 / 1024.0,

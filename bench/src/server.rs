@@ -20,28 +20,59 @@ pub struct Server {
 
 const GATEWAY_PORT: u16 = 18080;
 const USERS_PORT: u16 = 18082;
+const AUTH_PORT: u16 = 18081;
+/// The admin the bench logs in as.
+pub const ADMIN: &str = "bench-admin";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 
 impl Server {
     /// Migrates a scratch database (so start-up is measured on an existing
     /// one), then starts `shop serve` and waits until it is ready.
-    pub async fn start(shop: &Path, jwks_url: &str) -> anyhow::Result<Self> {
+    pub async fn start(shop: &Path, bcrypt_cost: u32) -> anyhow::Result<Self> {
         let database = "postgres://postgres@127.0.0.1:5432/shop_bench_users";
+        let auth_database = "postgres://postgres@127.0.0.1:5432/shop_bench_auth";
         reset_database().await?;
         let migrate = Command::new(shop)
-            .args(["migrate", "users"])
+            .arg("migrate")
             .env("SHOP_USERS_DATABASE_URL", database)
+            .env("SHOP_AUTH_DATABASE_URL", auth_database)
             .stdout(Stdio::null())
             .status()
             .await?;
         anyhow::ensure!(migrate.success(), "shop migrate failed");
+        let admin = Command::new(shop)
+            .args([
+                "admin",
+                "create",
+                "--username",
+                ADMIN,
+                "--email",
+                "bench-admin@example.com",
+            ])
+            .args(["--password", ADMIN_PASSWORD])
+            .env("SHOP_USERS_DATABASE_URL", database)
+            .env("SHOP_AUTH_DATABASE_URL", auth_database)
+            .env("SHOP_AUTH_BCRYPT_COST", bcrypt_cost.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(admin.success(), "shop admin create failed");
 
         let started = Instant::now();
         let child = Command::new(shop)
             .arg("serve")
             .env("SHOP_USERS_DATABASE_URL", database)
+            .env("SHOP_AUTH_DATABASE_URL", auth_database)
             .env("SHOP_GATEWAY_PORT", GATEWAY_PORT.to_string())
             .env("SHOP_USERS_PORT", USERS_PORT.to_string())
-            .env("SHOP_JWKS_URL", jwks_url)
+            .env("SHOP_AUTH_PORT", AUTH_PORT.to_string())
+            .env("SHOP_AUTH_BCRYPT_COST", bcrypt_cost.to_string())
+            .env("SHOP_AUTH_ACCESS_TTL_SECS", "3600")
+            .env(
+                "SHOP_JWKS_URL",
+                format!("http://127.0.0.1:{AUTH_PORT}/auth/jwks"),
+            )
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()
