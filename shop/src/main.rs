@@ -31,6 +31,8 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     auth: auth::AuthArgs,
+    #[command(flatten)]
+    products: products::ProductsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,6 +53,12 @@ enum Command {
     /// Administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Fill the catalogue with varied, realistic demo products (no events are sent for them).
+    Seed {
+        /// How many products to add.
+        #[arg(long, default_value_t = 1000)]
+        products: usize,
+    },
     /// Auth service maintenance.
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -92,11 +100,14 @@ pub enum Service {
     Auth,
     /// User profiles.
     Users,
+    /// The catalogue and its stock.
+    Products,
 }
 
 impl Service {
     /// Every service with a database, in start order.
-    pub const WITH_DATABASE: &'static [Service] = &[Service::Users, Service::Auth];
+    pub const WITH_DATABASE: &'static [Service] =
+        &[Service::Users, Service::Auth, Service::Products];
 }
 
 fn main() -> std::process::ExitCode {
@@ -114,7 +125,10 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { service } => serve::serve(cli.common, cli.auth, service).await,
+            Command::Serve { service } => {
+                serve::serve(cli.common, cli.auth, cli.products, service).await
+            }
+            Command::Seed { products } => admin::seed(&cli.common, products).await,
             Command::Migrate { service } => serve::migrate(cli.common, service).await,
             Command::Admin(AdminCommand::Create {
                 username,

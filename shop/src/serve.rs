@@ -10,6 +10,7 @@ use crate::Service;
 pub async fn serve(
     mut common: CommonArgs,
     auth_args: auth::AuthArgs,
+    products_args: products::ProductsArgs,
     only: Option<Service>,
 ) -> anyhow::Result<()> {
     let shutdown = platform::shutdown::on_signal();
@@ -24,7 +25,12 @@ pub async fn serve(
                     uuid::Uuid::new_v4().simple()
                 )));
             }
-            vec![Service::Users, Service::Auth, Service::Gateway]
+            vec![
+                Service::Users,
+                Service::Auth,
+                Service::Products,
+                Service::Gateway,
+            ]
         }
     };
     let mut tasks = JoinSet::new();
@@ -46,6 +52,13 @@ pub async fn serve(
                     users_url: common.upstream_url(users::NAME),
                 };
                 tasks.spawn(async move { ("auth", auth::run(settings, stop).await) });
+            }
+            Service::Products => {
+                let settings = products::Settings {
+                    service: common.service(products::NAME)?,
+                    products: products_args.clone(),
+                };
+                tasks.spawn(async move { ("products", products::run(settings, stop).await) });
             }
         }
     }
@@ -94,6 +107,7 @@ pub async fn migrate(common: CommonArgs, only: Option<Service>) -> anyhow::Resul
             }
             Service::Users => (users::NAME, users::migrations()),
             Service::Auth => (auth::NAME, auth::migrations()),
+            Service::Products => (products::NAME, products::migrations()),
         };
         let settings = common.service(name)?;
         platform::db::connect_and_migrate(&settings.database_url, 1, migrations).await?;

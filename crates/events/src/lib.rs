@@ -47,6 +47,9 @@ pub enum Event {
     /// A profile was deleted.
     #[serde(rename = "user.deleted")]
     UserDeleted(UserDeleted),
+    /// A product was created, changed, deleted, or its stock moved.
+    #[serde(rename = "product.updated")]
+    ProductUpdated(ProductUpdated),
 }
 
 impl Event {
@@ -56,6 +59,7 @@ impl Event {
             Event::UserRegistered(_) => "user.registered",
             Event::UserUpdated(_) => "user.updated",
             Event::UserDeleted(_) => "user.deleted",
+            Event::ProductUpdated(_) => "product.updated",
         }
     }
 }
@@ -78,6 +82,27 @@ pub struct UserProfile {
 pub struct UserDeleted {
     /// The deleted user's id.
     pub user_id: Uuid,
+}
+
+/// Payload of `product.updated`: the product as it is after the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductUpdated {
+    /// The product's id.
+    pub product_id: Uuid,
+    /// Stock-keeping unit.
+    pub sku: String,
+    /// Name.
+    pub name: String,
+    /// Price in minor units.
+    pub price_cents: i64,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Units available.
+    pub stock: i32,
+    /// The version after the change.
+    pub version: i32,
+    /// True once the product has been deleted.
+    pub deleted: bool,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod broker;
 pub mod bulk;
+pub mod cache;
 pub mod db;
 pub mod error;
 pub mod extract;

@@ -137,6 +137,9 @@ impl From<KeyValue> for Value {
 struct CursorBody {
     /// The sort the cursor was made for.
     s: String,
+    /// How the list was computed, when it can be computed more than one way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
     /// The sort-key values of the last row, then its id.
     k: Vec<KeyValue>,
 }
@@ -150,6 +153,8 @@ pub struct PageRequest<F> {
     pub sort: Sort<F>,
     /// Key values of the last row already seen (the sort keys, then the id).
     pub after: Option<Vec<KeyValue>>,
+    /// How the first page was computed (say, a fuzzy fallback); later pages keep it.
+    pub mode: Option<String>,
 }
 
 impl<F: SortField> PageRequest<F> {
@@ -170,6 +175,7 @@ impl<F: SortField> PageRequest<F> {
             }
         };
         let sort = Sort::parse(sort, default_sort)?;
+        let mut mode = None;
         let after = match cursor.filter(|c| !c.is_empty()) {
             None => None,
             Some(raw) => {
@@ -186,10 +192,16 @@ impl<F: SortField> PageRequest<F> {
                 if body.k.len() != sort.keys.len() + 1 {
                     return Err(bad());
                 }
+                mode = body.m;
                 Some(body.k)
             }
         };
-        Ok(Self { limit, sort, after })
+        Ok(Self {
+            limit,
+            sort,
+            after,
+            mode,
+        })
     }
 
     /// Rows to fetch: one more than the page, to learn whether another page follows.
@@ -206,6 +218,7 @@ impl<F: SortField> PageRequest<F> {
             Some(last) if more => {
                 let body = CursorBody {
                     s: self.sort.signature(),
+                    m: self.mode.clone(),
                     k: key_of(last),
                 };
                 serde_json::to_vec(&body)

@@ -1,0 +1,186 @@
+//! Redis cache-aside for versioned records.
+//!
+//! Entries are stored as `<version>|<json>`, and a write only lands if the
+//! cached version is older: a reader that loaded a row before a change and
+//! fills the cache after it cannot put the old version back. Writers store
+//! the new version after commit, so a read that starts after a write has
+//! returned never sees the old one. When Redis is slow or down, the cache
+//! steps aside for a moment and callers read the database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use uuid::Uuid;
+
+/// How long one cache call may take before it counts as a miss.
+const CALL_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long the cache is skipped after a failure.
+const BACKOFF_MS: i64 = 1000;
+/// The version a deletion is stored under: newer than any real version.
+const GONE: i64 = i64::MAX;
+
+/// What the cache holds for an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    /// The record's version and JSON.
+    Present(i64, String),
+    /// The record was deleted.
+    Gone,
+}
+
+/// A cache of JSON records by id, guarded by version.
+#[derive(Clone)]
+pub struct VersionedCache {
+    redis: ConnectionManager,
+    prefix: &'static str,
+    ttl_secs: u64,
+    skip_until_ms: Arc<AtomicI64>,
+    put: Arc<Script>,
+}
+
+impl std::fmt::Debug for VersionedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionedCache")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+// KEYS[1]: the entry; ARGV[1]: version; ARGV[2]: value; ARGV[3]: ttl.
+const PUT_IF_NEWER: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local version = tonumber(string.match(current, '^(%d+)|'))
+  if version and version >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
+return 1
+";
+
+impl VersionedCache {
+    /// A cache whose keys start with `prefix`, entries living `ttl_secs`.
+    pub fn new(redis: ConnectionManager, prefix: &'static str, ttl_secs: u64) -> Self {
+        Self {
+            redis,
+            prefix,
+            ttl_secs,
+            skip_until_ms: Arc::default(),
+            put: Arc::new(Script::new(PUT_IF_NEWER)),
+        }
+    }
+
+    fn key(&self, id: Uuid) -> String {
+        format!("{{shop}}:{}:{id}", self.prefix)
+    }
+
+    fn available(&self) -> bool {
+        chrono::Utc::now().timestamp_millis() >= self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, err: &dyn std::fmt::Display) {
+        let until = chrono::Utc::now().timestamp_millis() + BACKOFF_MS;
+        let before = self.skip_until_ms.swap(until, Ordering::Relaxed);
+        if before < chrono::Utc::now().timestamp_millis() {
+            tracing::warn!(cache = self.prefix, %err, "cache unavailable; reading the database");
+        }
+        metrics::counter!("cache_failures_total", "cache" => self.prefix).increment(1);
+    }
+
+    fn decode(raw: &str) -> Option<Cached> {
+        let (version, value) = raw.split_once('|')?;
+        match version.parse::<i64>().ok()? {
+            GONE => Some(Cached::Gone),
+            version => Some(Cached::Present(version, value.to_owned())),
+        }
+    }
+
+    /// The cached entries for `ids`, in order; `None` for a miss (or when Redis is away).
+    pub async fn get_many(&self, ids: &[Uuid]) -> Vec<Option<Cached>> {
+        if ids.is_empty() || !self.available() {
+            return vec![None; ids.len()];
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.key(*id)).collect();
+        let mut conn = self.redis.clone();
+        let mut mget = redis::cmd("MGET");
+        mget.arg(&keys);
+        let call = mget.query_async::<Vec<Option<String>>>(&mut conn);
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(values)) => {
+                let entries: Vec<Option<Cached>> = values
+                    .into_iter()
+                    .map(|value| value.as_deref().and_then(Self::decode))
+                    .collect();
+                let hits = entries.iter().filter(|e| e.is_some()).count() as u64;
+                metrics::counter!("cache_hits_total", "cache" => self.prefix).increment(hits);
+                metrics::counter!("cache_misses_total", "cache" => self.prefix)
+                    .increment(ids.len() as u64 - hits);
+                entries
+            }
+            Ok(Err(err)) => {
+                self.failed(&err);
+                vec![None; ids.len()]
+            }
+            Err(_) => {
+                self.failed(&"timed out");
+                vec![None; ids.len()]
+            }
+        }
+    }
+
+    /// The cached entry for `id`.
+    pub async fn get(&self, id: Uuid) -> Option<Cached> {
+        self.get_many(&[id]).await.pop().flatten()
+    }
+
+    /// Stores records `(id, version, json)`, each only if newer than what is cached.
+    pub async fn put_many(&self, records: &[(Uuid, i64, String)]) {
+        if records.is_empty() || !self.available() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (id, version, json) in records {
+            pipe.invoke_script(
+                self.put
+                    .key(self.key(*id))
+                    .arg(*version)
+                    .arg(json)
+                    .arg(self.ttl_secs),
+            );
+        }
+        let mut conn = self.redis.clone();
+        let call = pipe.query_async::<Vec<i64>>(&mut conn);
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => self.failed(&err),
+            Err(_) => self.failed(&"timed out"),
+        }
+    }
+
+    /// Records that `ids` were deleted.
+    pub async fn put_gone(&self, ids: &[Uuid]) {
+        let records: Vec<(Uuid, i64, String)> =
+            ids.iter().map(|id| (*id, GONE, String::new())).collect();
+        self.put_many(&records).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_decode_to_present_or_gone() {
+        assert_eq!(
+            VersionedCache::decode("3|{\"a\":1}"),
+            Some(Cached::Present(3, "{\"a\":1}".into()))
+        );
+        assert_eq!(
+            VersionedCache::decode(&format!("{GONE}|")),
+            Some(Cached::Gone)
+        );
+        assert_eq!(VersionedCache::decode("garbage"), None);
+    }
+}

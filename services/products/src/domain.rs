@@ -1,0 +1,272 @@
+//! Products as the rules see them: parsed, valid values and the version precondition.
+
+use platform::{ApiError, FieldError};
+use serde_json::Value;
+
+/// Most tags a product may carry.
+pub const MAX_TAGS: usize = 20;
+
+/// A product to create, every field valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProduct {
+    /// SKU.
+    pub sku: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Price in minor units.
+    pub price_cents: i64,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Units in stock.
+    pub stock: i32,
+    /// Lower-cased category.
+    pub category: String,
+    /// Lower-cased, distinct tags.
+    pub tags: Vec<String>,
+    /// A JSON object.
+    pub attributes: Value,
+}
+
+/// Changes to a product, every present field valid.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProductChanges {
+    /// New SKU.
+    pub sku: Option<String>,
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New price.
+    pub price_cents: Option<i64>,
+    /// New currency.
+    pub currency: Option<String>,
+    /// New stock level.
+    pub stock: Option<i32>,
+    /// New category.
+    pub category: Option<String>,
+    /// New tags (replacing the old).
+    pub tags: Option<Vec<String>>,
+    /// New attributes (replacing the old).
+    pub attributes: Option<Value>,
+}
+
+impl ProductChanges {
+    /// True when nothing would change.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A SKU: 1 to 64 letters, digits, `-`, `_`, `.`.
+pub fn parse_sku(raw: &str) -> Result<String, String> {
+    let sku = raw.trim();
+    if (1..=64).contains(&sku.len())
+        && sku
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        Ok(sku.to_owned())
+    } else {
+        Err("must be 1 to 64 letters, digits, `-`, `_` or `.`".into())
+    }
+}
+
+fn text(raw: &str, min: usize, max: usize) -> Result<String, String> {
+    let value = raw.trim();
+    let len = value.chars().count();
+    if len < min {
+        Err("must not be empty".into())
+    } else if len > max {
+        Err(format!("must be at most {max} characters"))
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// A name: 1 to 200 characters.
+pub fn parse_name(raw: &str) -> Result<String, String> {
+    text(raw, 1, 200)
+}
+
+/// A description: up to 5000 characters.
+pub fn parse_description(raw: &str) -> Result<String, String> {
+    text(raw, 0, 5000)
+}
+
+/// A price: 0 to 10^12 minor units.
+pub fn parse_price(raw: i64) -> Result<i64, String> {
+    if (0..=1_000_000_000_000).contains(&raw) {
+        Ok(raw)
+    } else {
+        Err("must be between 0 and 1000000000000 minor units".into())
+    }
+}
+
+/// An ISO 4217 code: three letters, stored upper-case.
+pub fn parse_currency(raw: &str) -> Result<String, String> {
+    let code = raw.trim().to_uppercase();
+    if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(code)
+    } else {
+        Err("must be an ISO 4217 code such as EUR".into())
+    }
+}
+
+/// A stock level: 0 to 10^9 units.
+pub fn parse_stock(raw: i64) -> Result<i32, String> {
+    if (0..=1_000_000_000).contains(&raw) {
+        Ok(raw as i32)
+    } else {
+        Err("must be between 0 and 1000000000".into())
+    }
+}
+
+/// A category: 1 to 100 characters, lower-cased.
+pub fn parse_category(raw: &str) -> Result<String, String> {
+    text(raw, 1, 100).map(|c| c.to_lowercase())
+}
+
+/// Tags: up to 20, each 1 to 50 characters, lower-cased, duplicates folded.
+pub fn parse_tags(raw: &[String]) -> Result<Vec<String>, String> {
+    let mut tags: Vec<String> = Vec::new();
+    for tag in raw {
+        let tag = text(tag, 1, 50)
+            .map_err(|m| format!("each tag {m}"))?
+            .to_lowercase();
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(format!("at most {MAX_TAGS} tags"));
+    }
+    Ok(tags)
+}
+
+/// Attributes: a JSON object of at most 50 keys.
+pub fn parse_attributes(raw: &Value) -> Result<Value, String> {
+    match raw {
+        Value::Object(map) if map.len() <= 50 => Ok(raw.clone()),
+        Value::Object(_) => Err("at most 50 attributes".into()),
+        _ => Err("must be a JSON object".into()),
+    }
+}
+
+/// Collects field errors while parsing one item.
+#[derive(Default)]
+pub struct Errors(pub Vec<FieldError>);
+
+impl Errors {
+    /// Records the error of `result` under `field`.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|message| self.0.push(FieldError::new(field, message)))
+            .ok()
+    }
+}
+
+/// The version a PATCH must match: from `If-Match: "<version>"` or the body's
+/// `version`. Neither is 428; both disagreeing is 400.
+pub fn expected_version(if_match: Option<&str>, body: Option<i64>) -> Result<i32, ApiError> {
+    let header = match if_match {
+        None => None,
+        Some(raw) => {
+            let raw = raw.trim();
+            if raw.starts_with("W/") {
+                return Err(ApiError::BadRequest(
+                    "If-Match needs a strong ETag such as \"3\"".into(),
+                ));
+            }
+            let version = raw.trim_matches('"').parse::<i32>().map_err(|_| {
+                ApiError::BadRequest(format!("If-Match `{raw}` is not an ETag this API issued"))
+            })?;
+            Some(version)
+        }
+    };
+    let body = body
+        .map(|v| i32::try_from(v).map_err(|_| ApiError::invalid("version", "is not a version")))
+        .transpose()?;
+    match (header, body) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::BadRequest(
+            "If-Match and `version` name different versions".into(),
+        )),
+        (Some(v), _) | (None, Some(v)) => Ok(v),
+        (None, None) => Err(ApiError::PreconditionRequired(
+            "send If-Match: \"<version>\" or `version` in the body; GET gives the current one"
+                .into(),
+        )),
+    }
+}
+
+/// The strong ETag of a version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// True when `If-None-Match` names `version` (or is `*`).
+pub fn none_match_hits(if_none_match: &str, version: i64) -> bool {
+    let tag = etag(version);
+    if_none_match
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_comes_from_if_match_or_the_body() {
+        assert_eq!(expected_version(Some("\"4\""), None).ok(), Some(4));
+        assert_eq!(expected_version(None, Some(4)).ok(), Some(4));
+        assert_eq!(expected_version(Some("\"4\""), Some(4)).ok(), Some(4));
+        assert!(matches!(
+            expected_version(None, None),
+            Err(ApiError::PreconditionRequired(_))
+        ));
+        assert!(matches!(
+            expected_version(Some("\"4\""), Some(5)),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            expected_version(Some("W/\"4\""), None),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            expected_version(Some("abc"), None),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn if_none_match_compares_etags() {
+        assert!(none_match_hits("\"3\"", 3));
+        assert!(none_match_hits("\"1\", W/\"3\"", 3));
+        assert!(none_match_hits("*", 3));
+        assert!(!none_match_hits("\"2\"", 3));
+    }
+
+    #[test]
+    fn fields_are_normalised_or_refused() {
+        assert_eq!(parse_currency("eur").as_deref(), Ok("EUR"));
+        assert!(parse_currency("EURO").is_err());
+        assert_eq!(
+            parse_tags(&["Red".into(), "red".into(), " Sale ".into()]),
+            Ok(vec!["red".into(), "sale".into()])
+        );
+        assert!(parse_tags(&(0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()).is_err());
+        assert!(parse_sku("AB-12_x.9").is_ok());
+        assert!(parse_sku("has space").is_err());
+        assert!(parse_stock(-1).is_err());
+        assert!(parse_price(-1).is_err());
+        assert!(parse_attributes(&serde_json::json!([1])).is_err());
+    }
+}

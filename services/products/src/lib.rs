@@ -1,0 +1,193 @@
+//! The products service: the catalogue, search, optimistic locking, a Redis
+//! read cache, and stock reservations for orders.
+//!
+//! Routes live in [`http`] and [`internal`], rules in [`domain`], SQL in
+//! [`store`] (catalogue) and [`stock`] (reservations).
+
+pub mod domain;
+pub mod entity;
+pub mod http;
+pub mod internal;
+pub mod seed;
+pub mod stock;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use platform::auth::Verifier;
+use platform::cache::VersionedCache;
+use platform::internal::InternalToken;
+use platform::openapi::BearerAuth;
+use platform::outbox::Outbox;
+use platform::service::Infra;
+use platform::settings::ServiceSettings;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The service's name: its database is `shop_products`.
+pub const NAME: &str = "products";
+
+/// This service's migrations.
+pub fn migrations() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// Settings of the products service beyond the shared ones.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProductsArgs {
+    /// Seconds a stock reservation is held before it lapses unless confirmed.
+    #[arg(
+        long,
+        env = "SHOP_PRODUCTS_RESERVATION_TTL_SECS",
+        default_value_t = 300
+    )]
+    pub reservation_ttl_secs: u64,
+    /// Seconds between sweeps for lapsed reservations.
+    #[arg(long, env = "SHOP_PRODUCTS_EXPIRY_INTERVAL_SECS", default_value_t = 15)]
+    pub expiry_interval_secs: u64,
+    /// Seconds a product stays in the Redis cache.
+    #[arg(long, env = "SHOP_PRODUCTS_CACHE_TTL_SECS", default_value_t = 300)]
+    pub cache_ttl_secs: u64,
+}
+
+impl Default for ProductsArgs {
+    fn default() -> Self {
+        Self {
+            reservation_ttl_secs: 300,
+            expiry_interval_secs: 15,
+            cache_ttl_secs: 300,
+        }
+    }
+}
+
+/// Everything the products service needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The shared settings.
+    pub service: ServiceSettings,
+    /// Products' own.
+    pub products: ProductsArgs,
+}
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The `shop_products` database.
+    pub db: DatabaseConnection,
+    /// Where events are written.
+    pub outbox: Outbox,
+    /// Token verification.
+    pub verifier: Arc<Verifier>,
+    /// The read cache.
+    pub cache: VersionedCache,
+    /// The secret `/internal/*` callers present.
+    pub internal: InternalToken,
+    /// How long a reservation is held.
+    pub hold_for: chrono::Duration,
+}
+
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+impl FromRef<AppState> for InternalToken {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal.clone()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "shop products", description = "The catalogue: search, optimistic locking, stock."),
+    modifiers(&BearerAuth),
+    tags((name = "products", description = "Products"))
+)]
+struct ApiDoc;
+
+/// The API routes with their state, and the OpenAPI document that describes them.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(http::create_products, http::list_products))
+        .routes(routes!(
+            http::get_product,
+            http::update_product,
+            http::delete_product
+        ))
+        .split_for_parts();
+    let internal = Router::new()
+        .route("/internal/reservations", post(internal::reserve))
+        .route("/internal/reservations/{id}", get(internal::get))
+        .route(
+            "/internal/reservations/{id}/confirm",
+            post(internal::confirm),
+        )
+        .route(
+            "/internal/reservations/{id}/release",
+            post(internal::release),
+        );
+    (router.merge(internal).with_state(state), openapi)
+}
+
+/// Connects, migrates and serves until `shutdown`, releasing lapsed reservations meanwhile.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.service.listen)
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "products cannot listen on {}: {err}",
+                settings.service.listen
+            )
+        })?;
+    run_on(listener, settings, shutdown).await
+}
+
+/// Like [`run`], on a listener the caller bound (tests bind port 0).
+pub async fn run_on(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let infra = Infra::connect(settings.service.clone(), migrations()).await?;
+    let state = AppState {
+        db: infra.db.clone(),
+        outbox: infra.outbox.clone(),
+        verifier: infra.verifier.clone(),
+        cache: VersionedCache::new(
+            infra.redis.clone(),
+            "product",
+            settings.products.cache_ttl_secs,
+        ),
+        internal: InternalToken(infra.settings.internal_token.clone()),
+        hold_for: chrono::Duration::seconds(settings.products.reservation_ttl_secs.max(1) as i64),
+    };
+    let sweeper_state = state.clone();
+    let sweeper = tokio::spawn(platform::jobs::every(
+        "release-lapsed-reservations",
+        Duration::from_secs(settings.products.expiry_interval_secs.max(1)),
+        shutdown.clone(),
+        move || {
+            let state = sweeper_state.clone();
+            async move {
+                if let Some(changed) = stock::release_expired(&state.db, &state.outbox).await? {
+                    let records: Vec<_> = changed.iter().map(http::cache_record).collect();
+                    state.cache.put_many(&records).await;
+                }
+                Ok(())
+            }
+        },
+    ));
+    let (api, openapi) = router(state);
+    let served = infra.serve(api, openapi, listener, shutdown).await;
+    sweeper.await.ok();
+    served
+}

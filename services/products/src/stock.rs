@@ -1,0 +1,368 @@
+//! Stock reservations: hold units for an order atomically, confirm them when
+//! the order is written, release them when it is not (or is cancelled), and
+//! release holds nobody confirmed in time.
+//!
+//! Product rows are always locked in product-id order, so concurrent
+//! reservations cannot deadlock, and nothing slow happens while they are held.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use events::Envelope;
+use platform::outbox::Outbox;
+use platform::{ApiError, FieldError};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::entity::product::{self, Model as Product};
+use crate::entity::{reservation, reservation_item};
+use crate::store::updated_event;
+
+/// One line of a reservation request.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units wanted (at least 1).
+    pub quantity: i32,
+}
+
+/// A held (or confirmed) line, with the catalogue's name and price at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldLine {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units held.
+    pub quantity: i32,
+    /// The product's name.
+    pub name: String,
+    /// Its unit price.
+    pub unit_price_cents: i64,
+    /// Its currency.
+    pub currency: String,
+}
+
+/// A reservation as the orders service sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Its id (the caller's idempotency key).
+    pub reservation_id: Uuid,
+    /// `held`, `confirmed` or `released`.
+    pub status: String,
+    /// When a `held` reservation lapses.
+    pub expires_at: DateTime<Utc>,
+    /// What it holds, one line per product.
+    pub items: Vec<HeldLine>,
+}
+
+/// The outcome of a reservation request.
+#[derive(Debug)]
+pub struct Reserved {
+    /// The reservation.
+    pub reservation: Reservation,
+    /// False when the id was already known and nothing new was held.
+    pub created: bool,
+    /// Products whose stock changed (for the cache).
+    pub changed: Vec<Product>,
+}
+
+async fn load<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Reservation>, DbErr> {
+    let Some(head) = reservation::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let items = reservation_item::Entity::find()
+        .filter(reservation_item::Column::ReservationId.eq(id))
+        .order_by_asc(reservation_item::Column::ProductId)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|item| HeldLine {
+            product_id: item.product_id,
+            quantity: item.quantity,
+            name: item.name,
+            unit_price_cents: item.unit_price_cents,
+            currency: item.currency,
+        })
+        .collect();
+    Ok(Some(Reservation {
+        reservation_id: head.reservation_id,
+        status: head.status,
+        expires_at: head.expires_at,
+        items,
+    }))
+}
+
+/// A reservation by id.
+pub async fn find(db: &DatabaseConnection, id: Uuid) -> Result<Option<Reservation>, DbErr> {
+    load(db, id).await
+}
+
+/// Locks the live rows of `ids` in id order.
+async fn lock_products(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<Vec<Product>, DbErr> {
+    product::Entity::find()
+        .filter(product::Column::ProductId.is_in(ids.iter().copied()))
+        .order_by_asc(product::Column::ProductId)
+        .lock_exclusive()
+        .all(txn)
+        .await
+}
+
+/// Adds `delta[i]` to the stock of `ids[i]` (rows already locked), bumping versions.
+async fn move_stock(
+    txn: &DatabaseTransaction,
+    ids: &[Uuid],
+    deltas: &[i32],
+) -> Result<Vec<Product>, DbErr> {
+    let rows = txn
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE products p
+                SET stock = p.stock + d.delta, version = p.version + 1, updated_at = now()
+               FROM UNNEST($1::uuid[], $2::int4[]) AS d(product_id, delta)
+              WHERE p.product_id = d.product_id
+             RETURNING p.*",
+            [ids.to_vec().into(), deltas.to_vec().into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| <Product as sea_orm::FromQueryResult>::from_query_result(row, ""))
+        .collect()
+}
+
+/// Holds every line under `id`, or nothing: all or nothing under any concurrency,
+/// idempotent by `id`.
+#[tracing::instrument(skip(db, outbox, lines))]
+pub async fn reserve(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    id: Uuid,
+    lines: &[Line],
+    hold_for: Duration,
+) -> Result<Reserved, ApiError> {
+    // Several lines for one product are one hold; BTreeMap keeps id order.
+    let mut wanted: BTreeMap<Uuid, (i32, usize)> = BTreeMap::new();
+    for (index, line) in lines.iter().enumerate() {
+        let entry = wanted.entry(line.product_id).or_insert((0, index));
+        entry.0 = entry.0.saturating_add(line.quantity);
+    }
+    let ids: Vec<Uuid> = wanted.keys().copied().collect();
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let inserted = reservation::Entity::insert(reservation::ActiveModel {
+        reservation_id: Set(id),
+        status: Set("held".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        expires_at: Set(now + hold_for),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::column(reservation::Column::ReservationId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if inserted == 0 {
+        // A retry: answer what the first request held.
+        txn.rollback().await?;
+        let existing = load(db, id)
+            .await?
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("reservation {id} vanished")))?;
+        return Ok(Reserved {
+            reservation: existing,
+            created: false,
+            changed: Vec::new(),
+        });
+    }
+    let products = lock_products(&txn, &ids).await?;
+    let mut errors = Vec::new();
+    for (product_id, (quantity, index)) in &wanted {
+        match products.iter().find(|p| p.product_id == *product_id) {
+            Some(p) if p.deleted_at.is_none() => {
+                if p.stock < *quantity {
+                    errors.push(
+                        FieldError::new(
+                            "quantity",
+                            format!(
+                                "product {product_id} has {} in stock, {quantity} wanted",
+                                p.stock
+                            ),
+                        )
+                        .at(*index),
+                    );
+                }
+            }
+            _ => {
+                return Err(ApiError::Validation {
+                    detail: format!("no product with id {product_id}; nothing was reserved"),
+                    errors: vec![FieldError::new("product_id", "no such product").at(*index)],
+                });
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Conflict {
+            detail: "not enough stock; nothing was reserved".into(),
+            errors,
+            allowed: None,
+        });
+    }
+    let deltas: Vec<i32> = wanted.values().map(|(q, _)| -q).collect();
+    let changed = move_stock(&txn, &ids, &deltas).await?;
+    let items: Vec<HeldLine> = products
+        .iter()
+        .map(|p| HeldLine {
+            product_id: p.product_id,
+            quantity: wanted[&p.product_id].0,
+            name: p.name.clone(),
+            unit_price_cents: p.price_cents,
+            currency: p.currency.clone(),
+        })
+        .collect();
+    reservation_item::Entity::insert_many(items.iter().map(|line| reservation_item::ActiveModel {
+        reservation_id: Set(id),
+        product_id: Set(line.product_id),
+        quantity: Set(line.quantity),
+        name: Set(line.name.clone()),
+        unit_price_cents: Set(line.unit_price_cents),
+        currency: Set(line.currency.clone()),
+    }))
+    .exec_without_returning(&txn)
+    .await?;
+    let events: Vec<Envelope> = changed.iter().map(updated_event).collect();
+    outbox.enqueue(&txn, &events).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(Reserved {
+        reservation: Reservation {
+            reservation_id: id,
+            status: "held".into(),
+            expires_at: now + hold_for,
+            items,
+        },
+        created: true,
+        changed,
+    })
+}
+
+/// Marks a held reservation confirmed (the order exists). Confirming twice is fine;
+/// confirming a released one is a 409: its stock is gone back.
+#[tracing::instrument(skip(db))]
+pub async fn confirm(db: &DatabaseConnection, id: Uuid) -> Result<(), ApiError> {
+    let txn = db.begin().await?;
+    let head = reservation::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no reservation {id}")))?;
+    match head.status.as_str() {
+        "confirmed" => Ok(()),
+        "held" => {
+            reservation::Entity::update_many()
+                .col_expr(reservation::Column::Status, "confirmed".into())
+                .col_expr(reservation::Column::UpdatedAt, Utc::now().into())
+                .filter(reservation::Column::ReservationId.eq(id))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            Ok(())
+        }
+        _ => Err(ApiError::Conflict {
+            detail: "the reservation was released (it expired or was cancelled)".into(),
+            errors: Vec::new(),
+            allowed: None,
+        }),
+    }
+}
+
+/// Gives a reservation's units back to stock; releasing twice is fine.
+/// Returns the products whose stock changed.
+#[tracing::instrument(skip(db, outbox))]
+pub async fn release(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    id: Uuid,
+) -> Result<Vec<Product>, ApiError> {
+    let txn = db.begin().await?;
+    let head = reservation::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no reservation {id}")))?;
+    if head.status == "released" {
+        return Ok(Vec::new());
+    }
+    let changed = release_locked(&txn, outbox, id).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(changed)
+}
+
+async fn release_locked(
+    txn: &DatabaseTransaction,
+    outbox: &Outbox,
+    id: Uuid,
+) -> Result<Vec<Product>, DbErr> {
+    let items = reservation_item::Entity::find()
+        .filter(reservation_item::Column::ReservationId.eq(id))
+        .order_by_asc(reservation_item::Column::ProductId)
+        .all(txn)
+        .await?;
+    let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+    let deltas: Vec<i32> = items.iter().map(|i| i.quantity).collect();
+    lock_products(txn, &ids).await?;
+    let changed = move_stock(txn, &ids, &deltas).await?;
+    reservation::Entity::update_many()
+        .col_expr(reservation::Column::Status, "released".into())
+        .col_expr(reservation::Column::UpdatedAt, Utc::now().into())
+        .filter(reservation::Column::ReservationId.eq(id))
+        .exec(txn)
+        .await?;
+    let events: Vec<Envelope> = changed.iter().map(updated_event).collect();
+    outbox.enqueue(txn, &events).await?;
+    Ok(changed)
+}
+
+/// Advisory lock key held while releasing lapsed holds.
+pub const EXPIRY_LOCK: i64 = 0x5348_4f50_5245_5345; // "SHOPRESE"
+
+/// Releases held reservations past their time, on one replica at a time.
+/// Returns the products whose stock changed; `None` when another replica is at it.
+pub async fn release_expired(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+) -> Result<Option<Vec<Product>>, DbErr> {
+    let released = platform::jobs::run_exclusive(db, EXPIRY_LOCK, |txn| async move {
+        let lapsed: Vec<Uuid> = reservation::Entity::find()
+            .select_only()
+            .column(reservation::Column::ReservationId)
+            .filter(reservation::Column::Status.eq("held"))
+            .filter(reservation::Column::ExpiresAt.lte(Utc::now()))
+            .order_by_asc(reservation::Column::ExpiresAt)
+            .limit(200)
+            .lock_exclusive()
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let mut changed = Vec::new();
+        for id in &lapsed {
+            changed.extend(release_locked(&txn, outbox, *id).await?);
+        }
+        if !lapsed.is_empty() {
+            tracing::info!(count = lapsed.len(), "released lapsed stock reservations");
+            metrics::counter!("products_reservations_expired_total").increment(lapsed.len() as u64);
+        }
+        Ok((changed, txn))
+    })
+    .await?;
+    if released.as_ref().is_some_and(|c| !c.is_empty()) {
+        outbox.notify();
+    }
+    Ok(released)
+}

@@ -1,0 +1,455 @@
+//! The catalogue's SQL: create, read, search, update with a version check, delete.
+
+use chrono::{SubsecRound, Utc};
+use events::{Envelope, Event, ProductUpdated};
+use platform::error::violated_constraint;
+use platform::outbox::Outbox;
+use platform::pagination::{Direction, KeyValue, PageRequest, SortField, after_condition};
+use platform::{ApiError, FieldError};
+use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QueryResult, QuerySelect,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::domain::{NewProduct, ProductChanges};
+use crate::entity::product::{Column, Entity as Products, Model};
+
+/// The source events carry.
+pub const SOURCE: &str = "products";
+
+/// The fields `GET /products` sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductSort {
+    /// Search rank (needs `q`).
+    Relevance,
+    /// Price.
+    Price,
+    /// Creation time.
+    CreatedAt,
+    /// Name.
+    Name,
+}
+
+impl SortField for ProductSort {
+    const ALL: &'static [Self] = &[
+        ProductSort::Relevance,
+        ProductSort::Price,
+        ProductSort::CreatedAt,
+        ProductSort::Name,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ProductSort::Relevance => "relevance",
+            ProductSort::Price => "price",
+            ProductSort::CreatedAt => "created_at",
+            ProductSort::Name => "name",
+        }
+    }
+}
+
+/// The filters of `GET /products`, already valid.
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter {
+    /// Search text (web-search syntax).
+    pub q: Option<String>,
+    /// Category (lower-cased).
+    pub category: Option<String>,
+    /// Every one of these tags.
+    pub tags: Vec<String>,
+    /// Lowest price.
+    pub min_price: Option<i64>,
+    /// Highest price.
+    pub max_price: Option<i64>,
+    /// In stock (or sold out).
+    pub in_stock: Option<bool>,
+}
+
+/// How `q` is matched: full-text words, or (when they find nothing) trigram
+/// similarity on the name, which forgives typos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matching {
+    /// `websearch_to_tsquery` against name, tags, description.
+    Words,
+    /// `word_similarity` against the name.
+    Similar,
+}
+
+impl Matching {
+    /// The name a cursor remembers the matching by.
+    pub fn as_mode(self) -> Option<String> {
+        match self {
+            Matching::Words => None,
+            Matching::Similar => Some("similar".into()),
+        }
+    }
+
+    /// The matching a cursor remembered.
+    pub fn from_mode(mode: Option<&str>) -> Self {
+        match mode {
+            Some("similar") => Matching::Similar,
+            _ => Matching::Words,
+        }
+    }
+}
+
+/// The least word similarity a fuzzy match needs ("iphnoe" ~ "iPhone" is 0.43).
+const SIMILARITY_THRESHOLD: &str = "0.4";
+
+/// A product with its search rank.
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    /// The product.
+    pub product: Model,
+    /// Its rank for `q` (0 without `q`).
+    pub rank: f64,
+}
+
+impl FromQueryResult for Ranked {
+    fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            product: Model::from_query_result(row, prefix)?,
+            rank: row.try_get(prefix, "rank")?,
+        })
+    }
+}
+
+fn column(column: Column) -> SimpleExpr {
+    Expr::col((Products, column).into_column_ref()).into()
+}
+
+fn rank_expr(q: Option<&str>, matching: Matching) -> SimpleExpr {
+    match (q, matching) {
+        (None, _) => Expr::cust("0::float8"),
+        (Some(q), Matching::Words) => Expr::cust_with_values(
+            "ts_rank(search, websearch_to_tsquery('english', $1))::float8",
+            [q],
+        ),
+        (Some(q), Matching::Similar) => {
+            Expr::cust_with_values("word_similarity($1, name)::float8", [q])
+        }
+    }
+}
+
+impl ProductSort {
+    fn expr(self, rank: &SimpleExpr) -> SimpleExpr {
+        match self {
+            ProductSort::Relevance => rank.clone(),
+            ProductSort::Price => column(Column::PriceCents),
+            ProductSort::CreatedAt => column(Column::CreatedAt),
+            ProductSort::Name => column(Column::Name),
+        }
+    }
+
+    /// This key's value in `row`, as a cursor carries it.
+    pub fn key_of(self, row: &Ranked) -> KeyValue {
+        match self {
+            ProductSort::Relevance => KeyValue::Float(row.rank),
+            ProductSort::Price => KeyValue::Int(row.product.price_cents),
+            ProductSort::CreatedAt => KeyValue::Time(row.product.created_at),
+            ProductSort::Name => KeyValue::Text(row.product.name.clone()),
+        }
+    }
+}
+
+/// One page of live products matching `filter`, in the requested order.
+#[tracing::instrument(skip(db))]
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &ProductFilter,
+    page: &PageRequest<ProductSort>,
+    matching: Matching,
+) -> Result<Vec<Ranked>, DbErr> {
+    let q = filter.q.as_deref();
+    let rank = rank_expr(q, matching);
+    let mut query = Products::find().filter(Column::DeletedAt.is_null());
+    if let Some(q) = q {
+        query = query.filter(match matching {
+            Matching::Words => {
+                Expr::cust_with_values("search @@ websearch_to_tsquery('english', $1)", [q])
+            }
+            Matching::Similar => Expr::cust_with_values("$1 <% name", [q]),
+        });
+    }
+    if let Some(category) = &filter.category {
+        query = query.filter(Column::Category.eq(category.as_str()));
+    }
+    if !filter.tags.is_empty() {
+        query = query.filter(Expr::cust_with_values(
+            "tags @> $1",
+            [sea_orm::Value::from(filter.tags.clone())],
+        ));
+    }
+    if let Some(min) = filter.min_price {
+        query = query.filter(Column::PriceCents.gte(min));
+    }
+    if let Some(max) = filter.max_price {
+        query = query.filter(Column::PriceCents.lte(max));
+    }
+    match filter.in_stock {
+        Some(true) => query = query.filter(Column::Stock.gt(0)),
+        Some(false) => query = query.filter(Column::Stock.eq(0)),
+        None => {}
+    }
+    let tiebreak = page
+        .sort
+        .keys
+        .last()
+        .map_or(Direction::Asc, |(_, direction)| *direction);
+    let mut keys: Vec<(SimpleExpr, Direction)> = page
+        .sort
+        .keys
+        .iter()
+        .map(|(key, direction)| (key.expr(&rank), *direction))
+        .collect();
+    keys.push((column(Column::ProductId), tiebreak));
+    if let Some(after) = &page.after {
+        query = query.filter(after_condition(&keys, after));
+    }
+    for (expr, direction) in &keys {
+        query = query.order_by(expr.clone(), direction.order());
+    }
+    let query = query
+        .column_as(rank, "rank")
+        .limit(page.fetch_limit())
+        .into_model::<Ranked>();
+    match matching {
+        Matching::Words => query.all(db).await,
+        Matching::Similar => {
+            // The threshold of `<%` is a setting; scope it to this query.
+            let txn = db.begin().await?;
+            txn.execute_unprepared(&format!(
+                "SET LOCAL pg_trgm.word_similarity_threshold = {SIMILARITY_THRESHOLD}"
+            ))
+            .await?;
+            let rows = query.all(&txn).await?;
+            txn.commit().await?;
+            Ok(rows)
+        }
+    }
+}
+
+/// The live products with these ids (in no particular order).
+#[tracing::instrument(skip(db))]
+pub async fn find_many(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<Model>, DbErr> {
+    Products::find()
+        .filter(Column::ProductId.is_in(ids.iter().copied()))
+        .filter(Column::DeletedAt.is_null())
+        .all(db)
+        .await
+}
+
+/// The event announcing `model` as it is now.
+pub fn updated_event(model: &Model) -> Envelope {
+    Envelope::new(
+        SOURCE,
+        Event::ProductUpdated(ProductUpdated {
+            product_id: model.product_id,
+            sku: model.sku.clone(),
+            name: model.name.clone(),
+            price_cents: model.price_cents,
+            currency: model.currency.clone(),
+            stock: model.stock,
+            version: model.version,
+            deleted: model.deleted_at.is_some(),
+        }),
+    )
+}
+
+fn sku_conflict(errors: Vec<FieldError>) -> ApiError {
+    ApiError::Conflict {
+        detail: "a SKU is already in the catalogue; nothing was created".into(),
+        errors,
+        allowed: None,
+    }
+}
+
+/// Creates every product in one transaction with its event, or none: a SKU
+/// already in use is a 409 naming each item that has one.
+#[tracing::instrument(skip_all, fields(count = products.len()))]
+pub async fn create(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    products: Vec<NewProduct>,
+) -> Result<Vec<Model>, ApiError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let models: Vec<Model> = products
+        .into_iter()
+        .map(|p| Model {
+            product_id: Uuid::now_v7(),
+            sku: p.sku,
+            name: p.name,
+            description: p.description,
+            price_cents: p.price_cents,
+            currency: p.currency,
+            stock: p.stock,
+            category: p.category,
+            tags: p.tags,
+            attributes: p.attributes,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        })
+        .collect();
+    let skus: Vec<String> = models.iter().map(|m| m.sku.clone()).collect();
+    let txn = db.begin().await?;
+    let taken: Vec<String> = Products::find()
+        .select_only()
+        .column(Column::Sku)
+        .filter(Column::Sku.is_in(skus.iter().cloned()))
+        .filter(Column::DeletedAt.is_null())
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    if !taken.is_empty() {
+        let errors = skus
+            .iter()
+            .enumerate()
+            .filter(|(_, sku)| taken.contains(sku))
+            .map(|(i, sku)| FieldError::new("sku", format!("{sku} is already in use")).at(i))
+            .collect();
+        return Err(sku_conflict(errors));
+    }
+    let rows = models
+        .iter()
+        .cloned()
+        .map(IntoActiveModel::into_active_model);
+    if let Err(err) = Products::insert_many(rows)
+        .exec_without_returning(&txn)
+        .await
+    {
+        return Err(match violated_constraint(&err).as_deref() {
+            Some("products_sku_key") => sku_conflict(Vec::new()),
+            _ => err.into(),
+        });
+    }
+    let events: Vec<Envelope> = models.iter().map(updated_event).collect();
+    outbox.enqueue(&txn, &events).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(models)
+}
+
+/// Why an update did not happen.
+#[derive(Debug)]
+pub enum UpdateRefused {
+    /// No live product has this id.
+    NotFound,
+    /// The product is at another version now.
+    Stale {
+        /// Its current version.
+        current: i32,
+    },
+}
+
+/// Applies `changes` if the product is still at `expected` version.
+#[tracing::instrument(skip(db, outbox))]
+pub async fn update(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    id: Uuid,
+    expected: i32,
+    changes: ProductChanges,
+) -> Result<Result<Model, UpdateRefused>, ApiError> {
+    let txn = db.begin().await?;
+    let Some(current) = Products::find_by_id(id)
+        .filter(Column::DeletedAt.is_null())
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Ok(Err(UpdateRefused::NotFound));
+    };
+    if current.version != expected {
+        return Ok(Err(UpdateRefused::Stale {
+            current: current.version,
+        }));
+    }
+    let version = current.version + 1;
+    let mut row = current.into_active_model();
+    if let Some(sku) = changes.sku {
+        row.sku = Set(sku);
+    }
+    if let Some(name) = changes.name {
+        row.name = Set(name);
+    }
+    if let Some(description) = changes.description {
+        row.description = Set(description);
+    }
+    if let Some(price) = changes.price_cents {
+        row.price_cents = Set(price);
+    }
+    if let Some(currency) = changes.currency {
+        row.currency = Set(currency);
+    }
+    if let Some(stock) = changes.stock {
+        row.stock = Set(stock);
+    }
+    if let Some(category) = changes.category {
+        row.category = Set(category);
+    }
+    if let Some(tags) = changes.tags {
+        row.tags = Set(tags);
+    }
+    if let Some(attributes) = changes.attributes {
+        row.attributes = Set(attributes);
+    }
+    row.version = Set(version);
+    row.updated_at = Set(Utc::now().trunc_subsecs(6));
+    let updated = match Products::update(row).exec(&txn).await {
+        Ok(updated) => updated,
+        Err(err) if violated_constraint(&err).as_deref() == Some("products_sku_key") => {
+            return Err(ApiError::Conflict {
+                detail: "that SKU is already in use".into(),
+                errors: vec![FieldError::new("sku", "is already in use")],
+                allowed: None,
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    outbox.enqueue(&txn, &[updated_event(&updated)]).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(Ok(updated))
+}
+
+/// Soft-deletes a live product; `None` when there is none.
+#[tracing::instrument(skip(db, outbox))]
+pub async fn delete(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    id: Uuid,
+) -> Result<Option<Model>, ApiError> {
+    let txn = db.begin().await?;
+    let Some(current) = Products::find_by_id(id)
+        .filter(Column::DeletedAt.is_null())
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let version = current.version + 1;
+    let mut row = current.into_active_model();
+    let now = Utc::now().trunc_subsecs(6);
+    row.deleted_at = Set(Some(now));
+    row.updated_at = Set(now);
+    row.version = Set(version);
+    let deleted = Products::update(row).exec(&txn).await?;
+    outbox.enqueue(&txn, &[updated_event(&deleted)]).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(Some(deleted))
+}
+
+/// Inserts generated products without events (demo data for `shop seed`).
+pub async fn insert_seed<C: ConnectionTrait>(db: &C, products: Vec<Model>) -> Result<(), DbErr> {
+    Products::insert_many(products.into_iter().map(IntoActiveModel::into_active_model))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
