@@ -139,3 +139,51 @@ async fn build_template(
     .await?;
     Ok(())
 }
+
+/// A TCP forwarder on a loopback port that a test can cut, to take a
+/// dependency (Redis, say) away from one service without stopping it for all.
+#[derive(Debug)]
+pub struct TcpProxy {
+    /// The address to point the service at.
+    pub addr: std::net::SocketAddr,
+    cut: tokio_util::sync::CancellationToken,
+}
+
+impl TcpProxy {
+    /// Forwards a fresh loopback port to `upstream`.
+    pub async fn start(upstream: &str) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let cut = tokio_util::sync::CancellationToken::new();
+        let upstream = upstream.to_owned();
+        let stop = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                let upstream = upstream.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, cut })
+    }
+
+    /// Drops every connection and refuses new ones, as if the dependency died.
+    pub fn cut(&self) {
+        self.cut.cancel();
+    }
+}

@@ -352,7 +352,7 @@ pub async fn seed(
     progress: impl Fn(usize),
 ) -> Result<(), DbErr> {
     let run = &Uuid::now_v7().simple().to_string()[24..];
-    let mut random = Random(0x5EED_0F_5409);
+    let mut random = Random(0x005E_ED0F_5409);
     let mut done = 0;
     while done < count {
         let size = BATCH.min(count - done);

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use events::Envelope;
 use platform::outbox::Outbox;
 use platform::{ApiError, FieldError};
@@ -153,7 +153,8 @@ pub async fn reserve(
     }
     let ids: Vec<Uuid> = wanted.keys().copied().collect();
     let txn = db.begin().await?;
-    let now = Utc::now();
+    // Postgres keeps microseconds; answer with what a later read will return.
+    let now = Utc::now().trunc_subsecs(6);
     let inserted = reservation::Entity::insert(reservation::ActiveModel {
         reservation_id: Set(id),
         status: Set("held".into()),

@@ -69,7 +69,8 @@ pub struct ProductFilter {
 }
 
 /// How `q` is matched: full-text words, or (when they find nothing) trigram
-/// similarity on the name, which forgives typos.
+/// word similarity on the name above 0.3, which forgives typos
+/// ("iphnoe" ~ "iPhone" is 0.43, "widgte" ~ "Widget" 0.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Matching {
     /// `websearch_to_tsquery` against name, tags, description.
@@ -95,9 +96,6 @@ impl Matching {
         }
     }
 }
-
-/// The least word similarity a fuzzy match needs ("iphnoe" ~ "iPhone" is 0.43).
-const SIMILARITY_THRESHOLD: &str = "0.4";
 
 /// A product with its search rank.
 #[derive(Debug, Clone)]
@@ -155,14 +153,12 @@ impl ProductSort {
     }
 }
 
-/// One page of live products matching `filter`, in the requested order.
-#[tracing::instrument(skip(db))]
-pub async fn list(
-    db: &DatabaseConnection,
+/// The query behind one page of `GET /products`, built but not run.
+pub fn list_query(
     filter: &ProductFilter,
     page: &PageRequest<ProductSort>,
     matching: Matching,
-) -> Result<Vec<Ranked>, DbErr> {
+) -> sea_orm::Selector<sea_orm::SelectModel<Ranked>> {
     let q = filter.q.as_deref();
     let rank = rank_expr(q, matching);
     let mut query = Products::find().filter(Column::DeletedAt.is_null());
@@ -212,19 +208,30 @@ pub async fn list(
     for (expr, direction) in &keys {
         query = query.order_by(expr.clone(), direction.order());
     }
-    let query = query
+    query
         .column_as(rank, "rank")
         .limit(page.fetch_limit())
-        .into_model::<Ranked>();
+        .into_model::<Ranked>()
+}
+
+/// The setting fuzzy matching runs under, scoped to its transaction.
+pub const SIMILAR_SETTING: &str = "SET LOCAL pg_trgm.word_similarity_threshold = 0.3";
+
+/// One page of live products matching `filter`, in the requested order.
+#[tracing::instrument(skip(db))]
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &ProductFilter,
+    page: &PageRequest<ProductSort>,
+    matching: Matching,
+) -> Result<Vec<Ranked>, DbErr> {
+    let query = list_query(filter, page, matching);
     match matching {
         Matching::Words => query.all(db).await,
         Matching::Similar => {
             // The threshold of `<%` is a setting; scope it to this query.
             let txn = db.begin().await?;
-            txn.execute_unprepared(&format!(
-                "SET LOCAL pg_trgm.word_similarity_threshold = {SIMILARITY_THRESHOLD}"
-            ))
-            .await?;
+            txn.execute_unprepared(SIMILAR_SETTING).await?;
             let rows = query.all(&txn).await?;
             txn.commit().await?;
             Ok(rows)

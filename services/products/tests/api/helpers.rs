@@ -1,0 +1,227 @@
+//! A products service per test, with its own database, a stand-in JWK set,
+//! and (when asked) Redis behind a proxy the test can cut.
+
+use std::time::Duration;
+
+use platform::auth::{Role, TestIssuer};
+use platform::settings::ServiceSettings;
+use platform::testing::{TcpProxy, TestDatabase};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const INTERNAL: &str = "products-tests-internal";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin: String,
+    pub issuer: TestIssuer,
+    pub redis: Option<TcpProxy>,
+    shutdown: CancellationToken,
+    pub db: TestDatabase,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub redis_via_proxy: bool,
+    pub reservation_ttl_secs: Option<u64>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let issuer = TestIssuer::start().await.expect("JWKS");
+        let db = TestDatabase::create("products", products::migrations())
+            .await
+            .expect("db");
+        let redis = if options.redis_via_proxy {
+            Some(TcpProxy::start("127.0.0.1:6379").await.expect("proxy"))
+        } else {
+            None
+        };
+        let redis_url = match &redis {
+            Some(proxy) => format!("redis://{}", proxy.addr),
+            None => "redis://127.0.0.1:6379".into(),
+        };
+        let settings = products::Settings {
+            service: ServiceSettings {
+                name: "products",
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                database_url: db.url.clone(),
+                database_pool_size: 8,
+                redis_url,
+                amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+                internal_token: SecretString::from(INTERNAL),
+                auth: issuer.settings.clone(),
+                request_timeout: Duration::from_secs(20),
+                cors_origins: vec!["*".into()],
+            },
+            products: products::ProductsArgs {
+                reservation_ttl_secs: options.reservation_ttl_secs.unwrap_or(300),
+                expiry_interval_secs: 1,
+                cache_ttl_secs: 300,
+            },
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(err) = products::run_on(listener, settings, stop).await {
+                eprintln!("products failed: {err:#}");
+            }
+        });
+        let http = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Self {
+            admin: issuer.token(Uuid::now_v7(), Role::Admin),
+            base,
+            http,
+            issuer,
+            redis,
+            shutdown,
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().await.expect("json")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    pub async fn patch(&self, id: &str, if_match: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self
+            .http
+            .patch(self.url(&format!("/products/{id}")))
+            .bearer_auth(&self.admin)
+            .json(body);
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        request.send().await.expect("sent")
+    }
+
+    /// Creates products as admin and returns them.
+    pub async fn create(&self, items: Vec<Value>) -> Vec<Value> {
+        let response = self
+            .post("/products", &self.admin, &Value::Array(items))
+            .await;
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        response.json().await.expect("json")
+    }
+
+    pub async fn internal(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header(platform::internal::HEADER, INTERNAL)
+            .json(body)
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    pub async fn reserve(&self, reservation_id: Uuid, items: Value) -> reqwest::Response {
+        self.internal(
+            "/internal/reservations",
+            &json!({"reservation_id": reservation_id, "items": items}),
+        )
+        .await
+    }
+
+    pub async fn stock(&self, id: &str) -> i64 {
+        self.get_json(&format!("/products/{id}")).await["stock"]
+            .as_i64()
+            .expect("stock")
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let mut conn = sqlx::PgConnection::connect(self.db.url.expose_secret())
+            .await
+            .expect("connect");
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("scalar")
+    }
+}
+
+/// A valid `POST /products` item with a unique SKU.
+pub fn product(name: &str) -> Value {
+    json!({
+        "sku": format!("SKU-{}", Uuid::now_v7().simple()),
+        "name": name,
+        "description": format!("A fine {name}."),
+        "price_cents": 1999,
+        "currency": "EUR",
+        "stock": 10,
+        "category": "misc",
+        "tags": ["new"],
+        "attributes": {"colour": "red"}
+    })
+}
+
+pub fn id_of(product: &Value) -> String {
+    product["product_id"].as_str().expect("id").to_owned()
+}
+
+pub fn names(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    response.json().await.expect("problem")
+}

@@ -1,0 +1,230 @@
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, id_of, names, product};
+
+fn item(
+    name: &str,
+    description: &str,
+    category: &str,
+    tags: &[&str],
+    price: i64,
+    stock: i64,
+) -> Value {
+    let mut p = product(name);
+    p["description"] = json!(description);
+    p["category"] = json!(category);
+    p["tags"] = json!(tags);
+    p["price_cents"] = json!(price);
+    p["stock"] = json!(stock);
+    p
+}
+
+async fn catalogue(app: &TestApp) {
+    app.create(vec![
+        item(
+            "Trail Running Shoe",
+            "Grippy sole for mud.",
+            "shoes",
+            &["running", "trail"],
+            8999,
+            5,
+        ),
+        item(
+            "Leather Dress Shoe",
+            "Polished leather.",
+            "shoes",
+            &["leather", "formal"],
+            12999,
+            2,
+        ),
+        item(
+            "Red Shoe Laces",
+            "Spare laces, red.",
+            "accessories",
+            &["laces"],
+            499,
+            100,
+        ),
+        item(
+            "Shoe Rack Red",
+            "Holds twelve pairs.",
+            "home",
+            &["storage"],
+            3999,
+            0,
+        ),
+        item(
+            "Apple iPhone 15",
+            "A smartphone.",
+            "electronics",
+            &["phone"],
+            99999,
+            3,
+        ),
+        item(
+            "Running Socks",
+            "Cushioned socks for runners.",
+            "clothing",
+            &["running"],
+            1299,
+            40,
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn stemming_finds_running_shoe_for_running_shoes() {
+    let app = TestApp::spawn().await;
+    catalogue(&app).await;
+    let found = names(&app.get_json("/products?q=running%20shoes").await);
+    assert_eq!(found[0], "Trail Running Shoe", "{found:?}");
+}
+
+#[tokio::test]
+async fn a_typo_falls_back_to_similar_names() {
+    let app = TestApp::spawn().await;
+    catalogue(&app).await;
+    assert_eq!(
+        names(&app.get_json("/products?q=iphnoe").await),
+        vec!["Apple iPhone 15"]
+    );
+}
+
+#[tokio::test]
+async fn a_phrase_matches_only_words_in_that_order() {
+    let app = TestApp::spawn().await;
+    catalogue(&app).await;
+    let found = names(&app.get_json("/products?q=%22red%20shoe%22").await);
+    assert_eq!(found, vec!["Red Shoe Laces"]);
+}
+
+#[tokio::test]
+async fn a_minus_word_excludes() {
+    let app = TestApp::spawn().await;
+    catalogue(&app).await;
+    let found: HashSet<String> = names(&app.get_json("/products?q=shoe%20-leather").await)
+        .into_iter()
+        .collect();
+    assert!(found.contains("Trail Running Shoe"));
+    assert!(!found.contains("Leather Dress Shoe"));
+}
+
+#[tokio::test]
+async fn name_matches_outrank_tag_and_description_matches() {
+    let app = TestApp::spawn().await;
+    catalogue(&app).await;
+    app.create(vec![
+        item("Mud Boot", "Tall rubber boot.", "shoes", &["rain"], 4999, 1),
+        item(
+            "Garden Kneeler",
+            "Pad for kneeling.",
+            "garden",
+            &["mud"],
+            1999,
+            1,
+        ),
+    ])
+    .await;
+    let found = names(&app.get_json("/products?q=mud").await);
+    assert_eq!(
+        found,
+        vec!["Mud Boot", "Garden Kneeler", "Trail Running Shoe"],
+        "name, then tag, then description"
+    );
+}
+
+#[tokio::test]
+async fn filters_combine_with_q_and_each_other() {
+    let app = TestApp::spawn().await;
+    catalogue(&app).await;
+    assert_eq!(
+        names(
+            &app.get_json("/products?q=shoe&category=shoes&in_stock=true&max_price=10000")
+                .await
+        ),
+        vec!["Trail Running Shoe"]
+    );
+    assert_eq!(
+        names(&app.get_json("/products?tags=running&sort=price").await),
+        vec!["Running Socks", "Trail Running Shoe"]
+    );
+    assert_eq!(
+        names(&app.get_json("/products?tags=running,trail").await),
+        vec!["Trail Running Shoe"]
+    );
+    assert_eq!(
+        names(&app.get_json("/products?in_stock=false").await),
+        vec!["Shoe Rack Red"]
+    );
+    assert_eq!(
+        names(
+            &app.get_json("/products?min_price=4000&max_price=13000&sort=-price")
+                .await
+        ),
+        vec!["Leather Dress Shoe", "Trail Running Shoe"]
+    );
+    assert_eq!(
+        names(&app.get_json("/products?category=SHOES&sort=name").await),
+        vec!["Leather Dress Shoe", "Trail Running Shoe"]
+    );
+    assert!(names(&app.get_json("/products?q=shoe&category=electronics").await).is_empty());
+}
+
+async fn walk(app: &TestApp, query: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/products?{query}&cursor={c}"),
+            None => format!("/products?{query}"),
+        };
+        let page = app.get_json(&path).await;
+        seen.extend(page["data"].as_array().expect("data").iter().map(id_of));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_cover_every_product_once_on_every_sort() {
+    let app = TestApp::spawn().await;
+    let items: Vec<Value> = (0..27)
+        .map(|i| {
+            item(
+                &format!("Widget {}", i % 5),
+                &format!("widget number {i}"),
+                "misc",
+                &["w"],
+                100 * (i % 4) as i64,
+                1,
+            )
+        })
+        .collect();
+    let all: HashSet<String> = app.create(items).await.iter().map(id_of).collect();
+    for query in [
+        "sort=price",
+        "sort=-price",
+        "sort=name",
+        "sort=-name",
+        "sort=created_at",
+        "sort=-created_at",
+        "sort=price,-name",
+        "q=widget",
+        "q=widget&sort=relevance",
+        "q=widget&sort=-relevance,price",
+        "q=widgte",
+    ] {
+        let seen = walk(&app, &format!("{query}&limit=4")).await;
+        assert_eq!(seen.len(), 27, "{query}: no repeats");
+        assert_eq!(
+            seen.into_iter().collect::<HashSet<_>>(),
+            all,
+            "{query}: no gaps"
+        );
+    }
+}
