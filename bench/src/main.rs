@@ -31,6 +31,9 @@ struct Args {
     /// Users to create before the read scenarios.
     #[arg(long, default_value_t = 10_000)]
     users: usize,
+    /// Products `shop seed` puts in the catalogue first.
+    #[arg(long, default_value_t = 100_000)]
+    products: usize,
     /// bcrypt cost the server is started with (its default is 12).
     #[arg(long, default_value_t = 12)]
     bcrypt_cost: u32,
@@ -51,7 +54,12 @@ async fn main() -> anyhow::Result<()> {
         "{} not found; build it with `cargo build --release -p shop`",
         shop_bin.display()
     );
-    let server = Server::start(&shop_bin, args.bcrypt_cost).await?;
+    let server = Server::start(&shop_bin, args.bcrypt_cost, args.products).await?;
+    println!(
+        "shop seed --products {}: {:.1} s",
+        args.products,
+        server.seeded_in.as_secs_f64()
+    );
     println!(
         "shop serve ready in {} ms on an existing database (pid {})",
         server.ready_in.as_millis(),
@@ -69,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let admin = login["access_token"]
         .as_str()
-        .context("the bench admin can log in")?
+        .with_context(|| format!("the bench admin cannot log in: {login}"))?
         .to_owned();
 
     // POST /users with 1000 users, several times: latency of one whole batch.
@@ -146,6 +154,75 @@ async fn main() -> anyhow::Result<()> {
             name, report.rate, report.p50_ms, report.p99_ms, report.errors
         );
     }
+    // Products: warm reads through the gateway, and search with two filters.
+    let mut product_paths = Vec::new();
+    let mut cursor: Option<String> = None;
+    while product_paths.len() < 5000 {
+        let url = match &cursor {
+            Some(c) => format!("{gateway}/products?limit=100&cursor={c}"),
+            None => format!("{gateway}/products?limit=100"),
+        };
+        let page: Value = http.get(url).send().await?.json().await?;
+        for product in page["data"].as_array().context("a page of products")? {
+            if let Some(id) = product["product_id"].as_str() {
+                product_paths.push(format!("/products/{id}"));
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    // One pass over every id warms the cache before the measured run.
+    run_load(
+        Target::new(&gateway, product_paths.clone(), &admin),
+        8,
+        Duration::from_secs(2),
+    )
+    .await?;
+    let search = "/products?q=wireless&category=electronics&in_stock=true&limit=20";
+    // Distinct price floors make every request a different question: no cache hits.
+    let uncached: Vec<String> = (0..50_000)
+        .map(|n| format!("/products?q=wireless&category=electronics&min_price={n}&limit=20"))
+        .collect();
+    let running: Vec<String> = (0..50_000)
+        .map(|n| {
+            format!(
+                "/products?q=running%20shoe&category=shoes&max_price={}&limit=20",
+                20_000 + n
+            )
+        })
+        .collect();
+    let scenarios = [
+        (
+            "GET /products/{id} warm cache via gateway",
+            Target::new(&gateway, product_paths, &admin),
+            args.connections,
+        ),
+        (
+            "search q+2 filters, repeated (list cache) via gateway, 16 clients",
+            Target::new(&gateway, vec![search.to_owned()], &admin),
+            16,
+        ),
+        (
+            "search q=wireless+2 filters, all misses, via gateway, 16 clients",
+            Target::new(&gateway, uncached, &admin),
+            16,
+        ),
+        (
+            "search q=running shoe+2 filters, all misses, 16 clients",
+            Target::new(&gateway, running, &admin),
+            16,
+        ),
+    ];
+    for (name, target, connections) in scenarios {
+        let report = run_load(target, connections, duration).await?;
+        println!(
+            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+            name, report.rate, report.p50_ms, report.p99_ms, report.errors
+        );
+    }
+
     // Auth: tokens from the real auth service from here on.
     let (warm, cold) = auth_figures::verification_cost().await?;
     println!(

@@ -16,11 +16,14 @@ pub struct Server {
     pub users: String,
     /// How long it took from spawn until every service answered `/readyz`.
     pub ready_in: Duration,
+    /// How long `shop seed` took.
+    pub seeded_in: Duration,
 }
 
 const GATEWAY_PORT: u16 = 18080;
 const USERS_PORT: u16 = 18082;
 const AUTH_PORT: u16 = 18081;
+const PRODUCTS_PORT: u16 = 18083;
 /// The admin the bench logs in as.
 pub const ADMIN: &str = "bench-admin";
 /// Its password.
@@ -29,18 +32,34 @@ pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 impl Server {
     /// Migrates a scratch database (so start-up is measured on an existing
     /// one), then starts `shop serve` and waits until it is ready.
-    pub async fn start(shop: &Path, bcrypt_cost: u32) -> anyhow::Result<Self> {
+    pub async fn start(
+        shop: &Path,
+        bcrypt_cost: u32,
+        seed_products: usize,
+    ) -> anyhow::Result<Self> {
         let database = "postgres://postgres@127.0.0.1:5432/shop_bench_users";
         let auth_database = "postgres://postgres@127.0.0.1:5432/shop_bench_auth";
+        let products_database = "postgres://postgres@127.0.0.1:5432/shop_bench_products";
         reset_database().await?;
         let migrate = Command::new(shop)
             .arg("migrate")
             .env("SHOP_USERS_DATABASE_URL", database)
             .env("SHOP_AUTH_DATABASE_URL", auth_database)
+            .env("SHOP_PRODUCTS_DATABASE_URL", products_database)
             .stdout(Stdio::null())
             .status()
             .await?;
         anyhow::ensure!(migrate.success(), "shop migrate failed");
+        let seeding = Instant::now();
+        let seed = Command::new(shop)
+            .args(["seed", "--products", &seed_products.to_string()])
+            .env("SHOP_PRODUCTS_DATABASE_URL", products_database)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(seed.success(), "shop seed failed");
+        let seeded_in = seeding.elapsed();
         let admin = Command::new(shop)
             .args([
                 "admin",
@@ -64,6 +83,8 @@ impl Server {
             .arg("serve")
             .env("SHOP_USERS_DATABASE_URL", database)
             .env("SHOP_AUTH_DATABASE_URL", auth_database)
+            .env("SHOP_PRODUCTS_DATABASE_URL", products_database)
+            .env("SHOP_PRODUCTS_PORT", PRODUCTS_PORT.to_string())
             .env("SHOP_GATEWAY_PORT", GATEWAY_PORT.to_string())
             .env("SHOP_USERS_PORT", USERS_PORT.to_string())
             .env("SHOP_AUTH_PORT", AUTH_PORT.to_string())
@@ -96,6 +117,7 @@ impl Server {
         }
         Ok(Self {
             ready_in: started.elapsed(),
+            seeded_in,
             child,
             gateway,
             users,
@@ -160,9 +182,12 @@ async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
 }
 
 async fn reset_database() -> anyhow::Result<()> {
-    psql(
-        "postgres",
-        "DROP DATABASE IF EXISTS shop_bench_users WITH (FORCE)",
-    )
-    .await
+    for database in ["shop_bench_users", "shop_bench_auth", "shop_bench_products"] {
+        psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+        )
+        .await?;
+    }
+    Ok(())
 }

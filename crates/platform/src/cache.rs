@@ -8,7 +8,7 @@
 //! steps aside for a moment and callers read the database.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use redis::Script;
@@ -39,6 +39,7 @@ pub struct VersionedCache {
     ttl_secs: u64,
     skip_until_ms: Arc<AtomicI64>,
     put: Arc<Script>,
+    script_loaded: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for VersionedCache {
@@ -69,6 +70,7 @@ impl VersionedCache {
             ttl_secs,
             skip_until_ms: Arc::default(),
             put: Arc::new(Script::new(PUT_IF_NEWER)),
+            script_loaded: Arc::default(),
         }
     }
 
@@ -151,10 +153,24 @@ impl VersionedCache {
             );
         }
         let mut conn = self.redis.clone();
+        // A pipeline calls the script by its hash, which a fresh, restarted or
+        // flushed Redis does not know: load it first, and again after any failure.
+        if !self.script_loaded.load(Ordering::Relaxed) {
+            let invocation = self.put.prepare_invoke();
+            let load = invocation.load_async(&mut conn);
+            match tokio::time::timeout(CALL_TIMEOUT, load).await {
+                Ok(Ok(_)) => self.script_loaded.store(true, Ordering::Relaxed),
+                Ok(Err(err)) => return self.failed(&err),
+                Err(_) => return self.failed(&"timed out"),
+            }
+        }
         let call = pipe.query_async::<Vec<i64>>(&mut conn);
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(_)) => {}
-            Ok(Err(err)) => self.failed(&err),
+            Ok(Err(err)) => {
+                self.script_loaded.store(false, Ordering::Relaxed);
+                self.failed(&err)
+            }
             Err(_) => self.failed(&"timed out"),
         }
     }
@@ -182,5 +198,154 @@ mod tests {
             Some(Cached::Gone)
         );
         assert_eq!(VersionedCache::decode("garbage"), None);
+    }
+}
+
+/// A short-lived cache of computed answers (search and list pages), dropped
+/// as a whole when the data behind them changes: every key carries a
+/// generation number, and a change bumps it. A computation that began before
+/// a change stores its answer under the old generation, where nobody looks.
+#[derive(Clone)]
+pub struct GenerationalCache {
+    redis: ConnectionManager,
+    prefix: Arc<str>,
+    ttl_secs: u64,
+    skip_until_ms: Arc<AtomicI64>,
+    get: Arc<Script>,
+}
+
+impl std::fmt::Debug for GenerationalCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenerationalCache")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+// KEYS[1]: the generation counter; ARGV[1]: the entry key before the
+// generation; ARGV[2]: after it. Both keys share one hash tag.
+const GET_CURRENT: &str = r"
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('GET', ARGV[1] .. generation .. ARGV[2])}
+";
+
+/// What a lookup found: the generation to store under, and the answer if cached.
+#[derive(Debug)]
+pub struct Lookup {
+    generation: Option<String>,
+    /// The cached answer.
+    pub hit: Option<String>,
+}
+
+impl GenerationalCache {
+    /// A cache whose entries start with `prefix` and live `ttl_secs` (0 turns it off).
+    /// The prefix must name the data's owner (its database, say): answers of two
+    /// deployments sharing one Redis must not mix.
+    pub fn new(redis: ConnectionManager, prefix: &str, ttl_secs: u64) -> Self {
+        Self {
+            redis,
+            prefix: prefix.into(),
+            ttl_secs,
+            skip_until_ms: Arc::default(),
+            get: Arc::new(Script::new(GET_CURRENT)),
+        }
+    }
+
+    fn generation_key(&self) -> String {
+        format!("{{shop}}:{}:generation", self.prefix)
+    }
+
+    fn entry_key(&self, generation: &str, key: &str) -> String {
+        format!("{{shop}}:{}:{generation}:{key}", self.prefix)
+    }
+
+    fn available(&self) -> bool {
+        self.ttl_secs > 0
+            && chrono::Utc::now().timestamp_millis() >= self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, err: &dyn std::fmt::Display) {
+        let until = chrono::Utc::now().timestamp_millis() + BACKOFF_MS;
+        let before = self.skip_until_ms.swap(until, Ordering::Relaxed);
+        if before < chrono::Utc::now().timestamp_millis() {
+            tracing::warn!(cache = %self.prefix, %err, "cache unavailable; computing answers afresh");
+        }
+        metrics::counter!("cache_failures_total", "cache" => "lists").increment(1);
+    }
+
+    /// Looks `key` up in the current generation.
+    pub async fn get(&self, key: &str) -> Lookup {
+        let miss = Lookup {
+            generation: None,
+            hit: None,
+        };
+        if !self.available() {
+            return miss;
+        }
+        let mut conn = self.redis.clone();
+        let mut invocation = self.get.key(self.generation_key());
+        invocation
+            .arg(format!("{{shop}}:{}:", self.prefix))
+            .arg(format!(":{key}"));
+        let call = invocation.invoke_async::<(String, Option<String>)>(&mut conn);
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok((generation, hit))) => {
+                let counter = if hit.is_some() {
+                    "cache_hits_total"
+                } else {
+                    "cache_misses_total"
+                };
+                metrics::counter!(counter, "cache" => "lists").increment(1);
+                Lookup {
+                    generation: Some(generation),
+                    hit,
+                }
+            }
+            Ok(Err(err)) => {
+                self.failed(&err);
+                miss
+            }
+            Err(_) => {
+                self.failed(&"timed out");
+                miss
+            }
+        }
+    }
+
+    /// Stores `value` for `key` in the generation the lookup saw.
+    pub async fn put(&self, lookup: &Lookup, key: &str, value: &str) {
+        let Some(generation) = &lookup.generation else {
+            return;
+        };
+        if !self.available() {
+            return;
+        }
+        let mut conn = self.redis.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(self.entry_key(generation, key))
+            .arg(value)
+            .arg("EX")
+            .arg(self.ttl_secs);
+        match tokio::time::timeout(CALL_TIMEOUT, set.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => self.failed(&err),
+            Err(_) => self.failed(&"timed out"),
+        }
+    }
+
+    /// Drops every cached answer (by moving to the next generation).
+    pub async fn invalidate(&self) {
+        if self.ttl_secs == 0 {
+            return;
+        }
+        let mut conn = self.redis.clone();
+        let mut incr = redis::cmd("INCR");
+        incr.arg(self.generation_key());
+        match tokio::time::timeout(CALL_TIMEOUT, incr.query_async::<i64>(&mut conn)).await {
+            Ok(Ok(_)) => {}
+            // If the bump is lost, entries still expire within their lifetime.
+            Ok(Err(err)) => self.failed(&err),
+            Err(_) => self.failed(&"timed out"),
+        }
     }
 }

@@ -40,6 +40,17 @@ pub struct Infra {
 }
 
 impl Infra {
+    /// The name of the service's database: unique per deployment, so it
+    /// namespaces anything the deployment keeps in shared Redis.
+    pub fn database_name(&self) -> String {
+        use secrecy::ExposeSecret;
+        use std::str::FromStr;
+        sqlx::postgres::PgConnectOptions::from_str(self.settings.database_url.expose_secret())
+            .ok()
+            .and_then(|options| options.get_database().map(str::to_owned))
+            .unwrap_or_else(|| self.settings.name.to_owned())
+    }
+
     /// Connects to Postgres (creating and migrating the database), Redis and
     /// RabbitMQ (lazily: a broker that is not up yet is retried, not fatal).
     pub async fn connect(settings: ServiceSettings, migrations: Migrator) -> anyhow::Result<Self> {

@@ -325,6 +325,7 @@ pub async fn create_products(
         });
     }
     let created = store::create(&state.db, &state.outbox, products).await?;
+    state.lists.invalidate().await;
     state
         .cache
         .put_many(&created.iter().map(cache_record).collect::<Vec<_>>())
@@ -383,6 +384,12 @@ pub async fn list_products(
             "sorting by `relevance` needs `q`".into(),
         ));
     }
+    // The same question within a few seconds gets the same answer.
+    let cache_key = list_cache_key(&filter, &page, query.cursor.as_deref());
+    let lookup = state.lists.get(&cache_key).await;
+    if let Some(json) = &lookup.hit {
+        return Ok(json_response(json.clone()));
+    }
     let mut matching = Matching::from_mode(page.mode.as_deref());
     let mut rows = store::list(&state.db, &filter, &page, matching).await?;
     // Words that find nothing on a first page may be a typo: try the names.
@@ -397,7 +404,39 @@ pub async fn list_products(
         keys.push(KeyValue::Uuid(row.product.product_id));
         keys
     });
-    Ok(Json(result.map(|row| Product::from(row.product))).into_response())
+    let json = serde_json::to_string(&result.map(|row| Product::from(row.product)))
+        .map_err(|err| ApiError::Internal(err.into()))?;
+    state.lists.put(&lookup, &cache_key, &json).await;
+    Ok(json_response(json))
+}
+
+/// A list request in canonical form, hashed.
+fn list_cache_key(
+    filter: &ProductFilter,
+    page: &PageRequest<ProductSort>,
+    cursor: Option<&str>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = format!(
+        "{filter:?}|{}|{:?}|{}",
+        page.limit,
+        page.sort.keys,
+        cursor.unwrap_or("")
+    );
+    Sha256::digest(canonical.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn json_response(json: String) -> Response {
+    let mut response = (StatusCode::OK, json).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 async fn read_many(state: &AppState, ids: &[Uuid]) -> ApiResult<Batch<Value>> {
@@ -556,6 +595,7 @@ pub async fn update_product(
     }
     match store::update(&state.db, &state.outbox, id, expected, changes).await? {
         Ok(updated) => {
+            state.lists.invalidate().await;
             let record = cache_record(&updated);
             state.cache.put_many(std::slice::from_ref(&record)).await;
             Ok(with_etag(StatusCode::OK, record.1, record.2))
@@ -588,5 +628,6 @@ pub async fn delete_product(
         .await?
         .ok_or_else(|| not_found(id))?;
     state.cache.put_gone(&[id]).await;
+    state.lists.invalidate().await;
     Ok(StatusCode::NO_CONTENT)
 }

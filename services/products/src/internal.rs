@@ -25,9 +25,14 @@ pub struct ReserveBody {
     pub items: Vec<Line>,
 }
 
-async fn refresh_cache(state: &AppState, changed: &[crate::entity::product::Model]) {
-    let records: Vec<_> = changed.iter().map(cache_record).collect();
+/// Puts moved products' new versions in the cache; drops cached lists when
+/// something sold out or came back.
+pub async fn refresh_caches(state: &AppState, moved: &stock::Moved) {
+    let records: Vec<_> = moved.products.iter().map(cache_record).collect();
     state.cache.put_many(&records).await;
+    if moved.availability_changed {
+        state.lists.invalidate().await;
+    }
 }
 
 /// Holds stock for every line, or none (409 naming each short line).
@@ -60,7 +65,7 @@ pub async fn reserve(
         state.hold_for,
     )
     .await?;
-    refresh_cache(&state, &reserved.changed).await;
+    refresh_caches(&state, &reserved.moved).await;
     let status = if reserved.created {
         StatusCode::CREATED
     } else {
@@ -97,7 +102,7 @@ pub async fn release(
     _: InternalCaller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let changed = stock::release(&state.db, &state.outbox, id).await?;
-    refresh_cache(&state, &changed).await;
+    let moved = stock::release(&state.db, &state.outbox, id).await?;
+    refresh_caches(&state, &moved).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use platform::auth::Verifier;
-use platform::cache::VersionedCache;
+use platform::cache::{GenerationalCache, VersionedCache};
 use platform::internal::InternalToken;
 use platform::openapi::BearerAuth;
 use platform::outbox::Outbox;
@@ -56,6 +56,11 @@ pub struct ProductsArgs {
     /// Seconds a product stays in the Redis cache.
     #[arg(long, env = "SHOP_PRODUCTS_CACHE_TTL_SECS", default_value_t = 300)]
     pub cache_ttl_secs: u64,
+    /// Seconds a list or search page stays cached (0: never). Edits, deletions
+    /// and products selling out drop them at once; stock counts in lists may
+    /// lag by up to this long.
+    #[arg(long, env = "SHOP_PRODUCTS_LIST_CACHE_TTL_SECS", default_value_t = 10)]
+    pub list_cache_ttl_secs: u64,
 }
 
 impl Default for ProductsArgs {
@@ -64,6 +69,7 @@ impl Default for ProductsArgs {
             reservation_ttl_secs: 300,
             expiry_interval_secs: 15,
             cache_ttl_secs: 300,
+            list_cache_ttl_secs: 10,
         }
     }
 }
@@ -86,8 +92,10 @@ pub struct AppState {
     pub outbox: Outbox,
     /// Token verification.
     pub verifier: Arc<Verifier>,
-    /// The read cache.
+    /// The read cache of single products.
     pub cache: VersionedCache,
+    /// The cache of list and search pages.
+    pub lists: GenerationalCache,
     /// The secret `/internal/*` callers present.
     pub internal: InternalToken,
     /// How long a reservation is held.
@@ -167,6 +175,11 @@ pub async fn run_on(
             "product",
             settings.products.cache_ttl_secs,
         ),
+        lists: GenerationalCache::new(
+            infra.redis.clone(),
+            &format!("product-lists:{}", infra.database_name()),
+            settings.products.list_cache_ttl_secs,
+        ),
         internal: InternalToken(infra.settings.internal_token.clone()),
         hold_for: chrono::Duration::seconds(settings.products.reservation_ttl_secs.max(1) as i64),
     };
@@ -178,9 +191,8 @@ pub async fn run_on(
         move || {
             let state = sweeper_state.clone();
             async move {
-                if let Some(changed) = stock::release_expired(&state.db, &state.outbox).await? {
-                    let records: Vec<_> = changed.iter().map(http::cache_record).collect();
-                    state.cache.put_many(&records).await;
+                if let Some(moved) = stock::release_expired(&state.db, &state.outbox).await? {
+                    internal::refresh_caches(&state, &moved).await;
                 }
                 Ok(())
             }

@@ -68,8 +68,25 @@ pub struct Reserved {
     pub reservation: Reservation,
     /// False when the id was already known and nothing new was held.
     pub created: bool,
-    /// Products whose stock changed (for the cache).
-    pub changed: Vec<Product>,
+    /// What the hold moved.
+    pub moved: Moved,
+}
+
+/// Products whose stock a change moved.
+#[derive(Debug, Default)]
+pub struct Moved {
+    /// The products as they are now (for the cache).
+    pub products: Vec<Product>,
+    /// True when one of them sold out or came back: `in_stock` lists change
+    /// then, not with every unit.
+    pub availability_changed: bool,
+}
+
+impl Moved {
+    fn merge(&mut self, other: Moved) {
+        self.products.extend(other.products);
+        self.availability_changed |= other.availability_changed;
+    }
 }
 
 async fn load<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Reservation>, DbErr> {
@@ -118,7 +135,7 @@ async fn move_stock(
     txn: &DatabaseTransaction,
     ids: &[Uuid],
     deltas: &[i32],
-) -> Result<Vec<Product>, DbErr> {
+) -> Result<Moved, DbErr> {
     let rows = txn
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -130,9 +147,21 @@ async fn move_stock(
             [ids.to_vec().into(), deltas.to_vec().into()],
         ))
         .await?;
-    rows.iter()
+    let products: Vec<Product> = rows
+        .iter()
         .map(|row| <Product as sea_orm::FromQueryResult>::from_query_result(row, ""))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let availability_changed = products.iter().any(|p| {
+        let delta = ids
+            .iter()
+            .position(|id| *id == p.product_id)
+            .map_or(0, |at| deltas[at]);
+        (p.stock - delta > 0) != (p.stock > 0)
+    });
+    Ok(Moved {
+        products,
+        availability_changed,
+    })
 }
 
 /// Holds every line under `id`, or nothing: all or nothing under any concurrency,
@@ -178,7 +207,7 @@ pub async fn reserve(
         return Ok(Reserved {
             reservation: existing,
             created: false,
-            changed: Vec::new(),
+            moved: Moved::default(),
         });
     }
     let products = lock_products(&txn, &ids).await?;
@@ -215,7 +244,7 @@ pub async fn reserve(
         });
     }
     let deltas: Vec<i32> = wanted.values().map(|(q, _)| -q).collect();
-    let changed = move_stock(&txn, &ids, &deltas).await?;
+    let moved = move_stock(&txn, &ids, &deltas).await?;
     let items: Vec<HeldLine> = products
         .iter()
         .map(|p| HeldLine {
@@ -236,7 +265,7 @@ pub async fn reserve(
     }))
     .exec_without_returning(&txn)
     .await?;
-    let events: Vec<Envelope> = changed.iter().map(updated_event).collect();
+    let events: Vec<Envelope> = moved.products.iter().map(updated_event).collect();
     outbox.enqueue(&txn, &events).await?;
     txn.commit().await?;
     outbox.notify();
@@ -248,7 +277,7 @@ pub async fn reserve(
             items,
         },
         created: true,
-        changed,
+        moved,
     })
 }
 
@@ -283,13 +312,12 @@ pub async fn confirm(db: &DatabaseConnection, id: Uuid) -> Result<(), ApiError> 
 }
 
 /// Gives a reservation's units back to stock; releasing twice is fine.
-/// Returns the products whose stock changed.
 #[tracing::instrument(skip(db, outbox))]
 pub async fn release(
     db: &DatabaseConnection,
     outbox: &Outbox,
     id: Uuid,
-) -> Result<Vec<Product>, ApiError> {
+) -> Result<Moved, ApiError> {
     let txn = db.begin().await?;
     let head = reservation::Entity::find_by_id(id)
         .lock_exclusive()
@@ -297,19 +325,19 @@ pub async fn release(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no reservation {id}")))?;
     if head.status == "released" {
-        return Ok(Vec::new());
+        return Ok(Moved::default());
     }
-    let changed = release_locked(&txn, outbox, id).await?;
+    let moved = release_locked(&txn, outbox, id).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(changed)
+    Ok(moved)
 }
 
 async fn release_locked(
     txn: &DatabaseTransaction,
     outbox: &Outbox,
     id: Uuid,
-) -> Result<Vec<Product>, DbErr> {
+) -> Result<Moved, DbErr> {
     let items = reservation_item::Entity::find()
         .filter(reservation_item::Column::ReservationId.eq(id))
         .order_by_asc(reservation_item::Column::ProductId)
@@ -318,27 +346,27 @@ async fn release_locked(
     let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
     let deltas: Vec<i32> = items.iter().map(|i| i.quantity).collect();
     lock_products(txn, &ids).await?;
-    let changed = move_stock(txn, &ids, &deltas).await?;
+    let moved = move_stock(txn, &ids, &deltas).await?;
     reservation::Entity::update_many()
         .col_expr(reservation::Column::Status, "released".into())
         .col_expr(reservation::Column::UpdatedAt, Utc::now().into())
         .filter(reservation::Column::ReservationId.eq(id))
         .exec(txn)
         .await?;
-    let events: Vec<Envelope> = changed.iter().map(updated_event).collect();
+    let events: Vec<Envelope> = moved.products.iter().map(updated_event).collect();
     outbox.enqueue(txn, &events).await?;
-    Ok(changed)
+    Ok(moved)
 }
 
 /// Advisory lock key held while releasing lapsed holds.
 pub const EXPIRY_LOCK: i64 = 0x5348_4f50_5245_5345; // "SHOPRESE"
 
-/// Releases held reservations past their time, on one replica at a time.
-/// Returns the products whose stock changed; `None` when another replica is at it.
+/// Releases held reservations past their time, on one replica at a time;
+/// `None` when another replica is at it.
 pub async fn release_expired(
     db: &DatabaseConnection,
     outbox: &Outbox,
-) -> Result<Option<Vec<Product>>, DbErr> {
+) -> Result<Option<Moved>, DbErr> {
     let released = platform::jobs::run_exclusive(db, EXPIRY_LOCK, |txn| async move {
         let lapsed: Vec<Uuid> = reservation::Entity::find()
             .select_only()
@@ -351,18 +379,18 @@ pub async fn release_expired(
             .into_tuple()
             .all(&txn)
             .await?;
-        let mut changed = Vec::new();
+        let mut moved = Moved::default();
         for id in &lapsed {
-            changed.extend(release_locked(&txn, outbox, *id).await?);
+            moved.merge(release_locked(&txn, outbox, *id).await?);
         }
         if !lapsed.is_empty() {
             tracing::info!(count = lapsed.len(), "released lapsed stock reservations");
             metrics::counter!("products_reservations_expired_total").increment(lapsed.len() as u64);
         }
-        Ok((changed, txn))
+        Ok((moved, txn))
     })
     .await?;
-    if released.as_ref().is_some_and(|c| !c.is_empty()) {
+    if released.as_ref().is_some_and(|m| !m.products.is_empty()) {
         outbox.notify();
     }
     Ok(released)

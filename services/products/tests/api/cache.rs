@@ -92,3 +92,76 @@ async fn with_redis_gone_reads_and_writes_use_postgres() {
     );
     assert_problem(app.get("/readyz").await, 503).await;
 }
+
+#[tokio::test]
+async fn reads_fill_the_cache_with_the_current_version() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create(vec![product("Memorable")]).await[0]);
+    let client = redis::Client::open("redis://127.0.0.1:6379").expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let key = format!("{{shop}}:product:{id}");
+    let cached: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .expect("get");
+    assert!(cached.expect("creation fills the cache").starts_with("1|"));
+
+    app.patch(&id, Some("\"1\""), &json!({"name": "Renamed"}))
+        .await;
+    let cached: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .expect("get");
+    let cached = cached.expect("a write refreshes the cache");
+    assert!(
+        cached.starts_with("2|") && cached.contains("Renamed"),
+        "{cached}"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_shows_in_the_next_list_at_once() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create(vec![product("Listed Lamp")]).await[0]);
+    assert_eq!(
+        crate::helpers::names(&app.get_json("/products?q=lamp").await),
+        vec!["Listed Lamp"]
+    );
+    assert_eq!(
+        crate::helpers::names(&app.get_json("/products?q=lamp").await),
+        vec!["Listed Lamp"],
+        "served again"
+    );
+    app.patch(&id, Some("\"1\""), &json!({"name": "Listed Lantern Lamp"}))
+        .await;
+    assert_eq!(
+        crate::helpers::names(&app.get_json("/products?q=lamp").await),
+        vec!["Listed Lantern Lamp"]
+    );
+}
+
+#[tokio::test]
+async fn selling_out_leaves_in_stock_lists_at_once() {
+    let app = TestApp::spawn().await;
+    let mut scarce = product("Scarce");
+    scarce["stock"] = json!(1);
+    let id = id_of(&app.create(vec![scarce]).await[0]);
+    assert_eq!(
+        crate::helpers::names(&app.get_json("/products?in_stock=true").await),
+        vec!["Scarce"]
+    );
+    let held = app
+        .reserve(Uuid::now_v7(), json!([{"product_id": id, "quantity": 1}]))
+        .await;
+    assert_eq!(held.status(), 201);
+    assert!(crate::helpers::names(&app.get_json("/products?in_stock=true").await).is_empty());
+    assert_eq!(
+        crate::helpers::names(&app.get_json("/products?in_stock=false").await),
+        vec!["Scarce"]
+    );
+}

@@ -73,6 +73,7 @@ impl TestApp {
                 reservation_ttl_secs: options.reservation_ttl_secs.unwrap_or(300),
                 expiry_interval_secs: 1,
                 cache_ttl_secs: 300,
+                list_cache_ttl_secs: 10,
             },
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
