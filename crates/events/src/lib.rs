@@ -50,6 +50,12 @@ pub enum Event {
     /// A product was created, changed, deleted, or its stock moved.
     #[serde(rename = "product.updated")]
     ProductUpdated(ProductUpdated),
+    /// An order was placed.
+    #[serde(rename = "order.created")]
+    OrderCreated(OrderCreated),
+    /// An order moved to another status.
+    #[serde(rename = "order.status_changed")]
+    OrderStatusChanged(OrderStatusChanged),
 }
 
 impl Event {
@@ -60,6 +66,8 @@ impl Event {
             Event::UserUpdated(_) => "user.updated",
             Event::UserDeleted(_) => "user.deleted",
             Event::ProductUpdated(_) => "product.updated",
+            Event::OrderCreated(_) => "order.created",
+            Event::OrderStatusChanged(_) => "order.status_changed",
         }
     }
 }
@@ -103,6 +111,49 @@ pub struct ProductUpdated {
     pub version: i32,
     /// True once the product has been deleted.
     pub deleted: bool,
+}
+
+/// One line of an order as events carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderLine {
+    /// The product.
+    pub product_id: Uuid,
+    /// Its name when ordered.
+    pub name: String,
+    /// Its unit price when ordered.
+    pub unit_price_cents: i64,
+    /// Units.
+    pub quantity: i32,
+}
+
+/// Payload of `order.created`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCreated {
+    /// The order.
+    pub order_id: Uuid,
+    /// Who it is for.
+    pub user_id: Uuid,
+    /// What was ordered.
+    pub items: Vec<OrderLine>,
+    /// Sum of the lines.
+    pub total_cents: i64,
+    /// ISO 4217 currency.
+    pub currency: String,
+}
+
+/// Payload of `order.status_changed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderStatusChanged {
+    /// The order.
+    pub order_id: Uuid,
+    /// Whose it is.
+    pub user_id: Uuid,
+    /// The status before.
+    pub from: String,
+    /// The status now.
+    pub to: String,
+    /// The order's version after the change.
+    pub version: i32,
 }
 
 #[cfg(test)]

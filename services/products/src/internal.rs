@@ -96,13 +96,38 @@ pub async fn confirm(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The order failed or was cancelled: the units return to stock.
+/// `POST /internal/reservations/{id}/release` with a body: release only these
+/// lines, once per `release_id`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialRelease {
+    /// Names this part (an order id); a retry with it releases nothing more.
+    pub release_id: Uuid,
+    /// The units to give back.
+    pub items: Vec<Line>,
+}
+
+/// The order failed or was cancelled: the units return to stock (all of the
+/// reservation with no body or `{}`; the named lines with a [`PartialRelease`]).
 pub async fn release(
     State(state): State<AppState>,
     _: InternalCaller,
     Path(id): Path<Uuid>,
+    body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let moved = stock::release(&state.db, &state.outbox, id).await?;
+    let whole = body.iter().all(u8::is_ascii_whitespace)
+        || serde_json::from_slice::<serde_json::Value>(&body)
+            .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()));
+    let moved = if whole {
+        stock::release(&state.db, &state.outbox, id).await?
+    } else {
+        let part: PartialRelease = serde_json::from_slice(&body)
+            .map_err(|err| ApiError::BadRequest(format!("malformed release: {err}")))?;
+        if part.items.iter().any(|line| line.quantity < 1) {
+            return Err(ApiError::invalid("quantity", "must be at least 1"));
+        }
+        stock::release_part(&state.db, &state.outbox, id, part.release_id, &part.items).await?
+    };
     refresh_caches(&state, &moved).await;
     Ok(StatusCode::NO_CONTENT)
 }

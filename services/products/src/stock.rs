@@ -333,6 +333,88 @@ pub async fn release(
     Ok(moved)
 }
 
+/// Gives part of a reservation back (one order of a bulk order cancelled),
+/// once per `release_id` however often it is retried.
+#[tracing::instrument(skip(db, outbox, lines))]
+pub async fn release_part(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    id: Uuid,
+    release_id: Uuid,
+    lines: &[Line],
+) -> Result<Moved, ApiError> {
+    let txn = db.begin().await?;
+    let head = reservation::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no reservation {id}")))?;
+    if head.status == "released" {
+        return Ok(Moved::default());
+    }
+    let first_time = txn
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO reservation_releases (reservation_id, release_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            [id.into(), release_id.into()],
+        ))
+        .await?
+        .rows_affected()
+        == 1;
+    if !first_time {
+        return Ok(Moved::default());
+    }
+    let mut wanted: BTreeMap<Uuid, i32> = BTreeMap::new();
+    for line in lines {
+        *wanted.entry(line.product_id).or_insert(0) += line.quantity;
+    }
+    let held = reservation_item::Entity::find()
+        .filter(reservation_item::Column::ReservationId.eq(id))
+        .all(&txn)
+        .await?;
+    for (product_id, quantity) in &wanted {
+        let holds = held
+            .iter()
+            .find(|item| item.product_id == *product_id)
+            .map_or(0, |item| item.quantity);
+        if holds < *quantity {
+            return Err(ApiError::Conflict {
+                detail: format!(
+                    "reservation {id} holds {holds} of product {product_id}, not {quantity}"
+                ),
+                errors: Vec::new(),
+                allowed: None,
+            });
+        }
+    }
+    txn.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE reservation_items i SET quantity = i.quantity - d.quantity
+           FROM UNNEST($2::uuid[], $3::int4[]) AS d(product_id, quantity)
+          WHERE i.reservation_id = $1 AND i.product_id = d.product_id",
+        [
+            id.into(),
+            wanted.keys().copied().collect::<Vec<_>>().into(),
+            wanted.values().copied().collect::<Vec<_>>().into(),
+        ],
+    ))
+    .await?;
+    reservation_item::Entity::delete_many()
+        .filter(reservation_item::Column::ReservationId.eq(id))
+        .filter(reservation_item::Column::Quantity.lte(0))
+        .exec(&txn)
+        .await?;
+    let ids: Vec<Uuid> = wanted.keys().copied().collect();
+    lock_products(&txn, &ids).await?;
+    let moved = move_stock(&txn, &ids, &wanted.values().copied().collect::<Vec<_>>()).await?;
+    let events: Vec<Envelope> = moved.products.iter().map(updated_event).collect();
+    outbox.enqueue(&txn, &events).await?;
+    txn.commit().await?;
+    outbox.notify();
+    Ok(moved)
+}
+
 async fn release_locked(
     txn: &DatabaseTransaction,
     outbox: &Outbox,

@@ -312,3 +312,45 @@ async fn bad_reservation_bodies_are_4xx() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn part_of_a_reservation_is_released_once() {
+    let app = TestApp::spawn().await;
+    let ids = stocked(&app, &[10, 10]).await;
+    let id = Uuid::now_v7();
+    app.reserve(
+        id,
+        json!([{"product_id": ids[0], "quantity": 4}, {"product_id": ids[1], "quantity": 2}]),
+    )
+    .await;
+    let part = json!({"release_id": Uuid::now_v7(), "items": [{"product_id": ids[0], "quantity": 3}, {"product_id": ids[1], "quantity": 2}]});
+    for _ in 0..2 {
+        let response = app
+            .internal(&format!("/internal/reservations/{id}/release"), &part)
+            .await;
+        assert_eq!(response.status(), 204);
+    }
+    assert_eq!(app.stock(&ids[0]).await, 9);
+    assert_eq!(app.stock(&ids[1]).await, 10);
+    let too_much =
+        json!({"release_id": Uuid::now_v7(), "items": [{"product_id": ids[0], "quantity": 2}]});
+    assert_problem(
+        app.internal(&format!("/internal/reservations/{id}/release"), &too_much)
+            .await,
+        409,
+    )
+    .await;
+    let rest = app
+        .http
+        .post(app.url(&format!("/internal/reservations/{id}/release")))
+        .header(platform::internal::HEADER, crate::helpers::INTERNAL)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(rest.status(), 204);
+    assert_eq!(
+        app.stock(&ids[0]).await,
+        10,
+        "the rest of the reservation came back"
+    );
+}
