@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod pagination;
+pub mod peer;
 pub mod rate_limit;
 pub mod revocation;
 pub mod service;

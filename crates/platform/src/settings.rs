@@ -214,7 +214,8 @@ impl CommonArgs {
         })
     }
 
-    /// The base URL the gateway forwards `service`'s routes to.
+    /// The base URL the gateway and other services reach `service` at; a comma
+    /// list names several replicas, used in turn.
     pub fn upstream_url(&self, service: &str) -> String {
         service_env(service, "URL").unwrap_or_else(|| {
             let host = if self.host.is_unspecified() {

@@ -230,10 +230,12 @@ pub async fn state(infra: &Infra, settings: &Settings) -> anyhow::Result<AppStat
         redis: infra.redis.clone(),
         keys: Arc::new(keys),
         hasher: Hasher::new(settings.auth.bcrypt_cost),
-        users: UsersClient::new(
-            settings.users_url.clone(),
+        users: UsersClient::new(platform::peer::Peer::new(
+            "users",
+            &settings.users_url,
             settings.service.internal_token.clone(),
-        ),
+            Duration::from_secs(10),
+        )),
         limiter: RateLimiter::new(infra.redis.clone(), "login-failures"),
         login_limits: LoginLimits {
             per_user: Limit {

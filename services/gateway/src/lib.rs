@@ -36,8 +36,8 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
 pub struct Settings {
     /// Where it listens.
     pub listen: SocketAddr,
-    /// Base URL of each service, by name.
-    pub upstreams: HashMap<&'static str, String>,
+    /// Base URLs of each service's replicas, by name.
+    pub upstreams: HashMap<&'static str, Vec<String>>,
     /// Longest an upstream may take to answer.
     pub timeout: Duration,
     /// CORS origins (`*` for any).
@@ -54,7 +54,15 @@ impl Settings {
             listen: SocketAddr::new(args.host, port),
             upstreams: DOCUMENTED
                 .iter()
-                .map(|(service, _)| (*service, args.upstream_url(service)))
+                .map(|(service, _)| {
+                    let replicas = args
+                        .upstream_url(service)
+                        .split(',')
+                        .map(|url| url.trim().trim_end_matches('/').to_owned())
+                        .filter(|url| !url.is_empty())
+                        .collect();
+                    (*service, replicas)
+                })
                 .collect(),
             timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             cors_origins: args

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -30,26 +31,54 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// The replicas of one service, taken in turn.
+#[derive(Debug)]
+struct Replicas {
+    bases: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Replicas {
+    fn pick(&self) -> Option<&str> {
+        if self.bases.is_empty() {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        Some(&self.bases[turn % self.bases.len()])
+    }
+}
+
 /// The gateway's upstreams and its pooled HTTP client.
 #[derive(Clone, Debug)]
 pub struct Upstreams {
     client: Client<HttpConnector, Body>,
-    bases: Arc<HashMap<&'static str, String>>,
+    services: Arc<HashMap<&'static str, Replicas>>,
     timeout: Duration,
 }
 
 impl Upstreams {
-    /// Upstreams at these base URLs (`http://host:port`), by service name.
-    pub fn new(bases: HashMap<&'static str, String>, timeout: Duration) -> Self {
+    /// Upstreams at these base URLs (`http://host:port`, one or more replicas
+    /// each, used in turn), by service name.
+    pub fn new(bases: HashMap<&'static str, Vec<String>>, timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
+        let services = bases
+            .into_iter()
+            .map(|(name, bases)| {
+                let replicas = Replicas {
+                    bases,
+                    next: AtomicUsize::new(0),
+                };
+                (name, replicas)
+            })
+            .collect();
         Self {
             client,
-            bases: Arc::new(bases),
+            services: Arc::new(services),
             timeout,
         }
     }
@@ -62,7 +91,7 @@ impl Upstreams {
         client_addr: Option<SocketAddr>,
         req: Request,
     ) -> Response {
-        let Some(base) = self.bases.get(service) else {
+        let Some(base) = self.services.get(service).and_then(Replicas::pick) else {
             return ApiError::NotFound("no such resource".into()).into_response();
         };
         let uri: Uri = match format!("{base}{path_and_query}").parse() {

@@ -101,12 +101,12 @@ impl TestGateway {
         let echo_hits = Arc::new(AtomicUsize::new(0));
         let echo = echo_server(echo_hits.clone(), shutdown.clone()).await;
         let down = closed_port().await;
-        let upstreams: HashMap<&'static str, String> = HashMap::from([
-            ("users", users_base.clone()),
-            ("auth", echo.clone()),
-            ("orders", echo),
-            ("products", down.clone()),
-            ("notifications", down),
+        let upstreams: HashMap<&'static str, Vec<String>> = HashMap::from([
+            ("users", vec![users_base.clone()]),
+            ("auth", vec![echo.clone()]),
+            ("orders", vec![echo]),
+            ("products", vec![down.clone()]),
+            ("notifications", vec![down]),
         ]);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -1,0 +1,156 @@
+//! Calls to another service's `/internal/*` routes: its replicas taken in
+//! turn, the internal token attached, and its problem answers turned back
+//! into this service's errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::error::{ApiError, FieldError};
+use crate::internal::HEADER;
+
+/// Another service, as seen by its callers.
+#[derive(Clone)]
+pub struct Peer {
+    name: &'static str,
+    http: reqwest::Client,
+    bases: Arc<Vec<String>>,
+    next: Arc<AtomicUsize>,
+    token: SecretString,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("name", &self.name)
+            .field("bases", &self.bases)
+            .finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RemoteProblem {
+    detail: String,
+    #[serde(default)]
+    errors: Vec<RemoteFieldError>,
+    #[serde(default)]
+    allowed: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RemoteFieldError {
+    #[serde(default)]
+    index: Option<usize>,
+    field: String,
+    message: String,
+}
+
+impl Peer {
+    /// The service `name` at `urls` (a comma list of replicas), called with `token`.
+    pub fn new(name: &'static str, urls: &str, token: SecretString, timeout: Duration) -> Self {
+        let bases = urls
+            .split(',')
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        Self {
+            name,
+            http,
+            bases: Arc::new(bases),
+            next: Arc::default(),
+            token,
+        }
+    }
+
+    /// A request to `path` on the next replica, carrying the internal token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let base = self
+            .bases
+            .get(turn % self.bases.len().max(1))
+            .map(String::as_str)
+            .unwrap_or("http://127.0.0.1:1");
+        self.http
+            .request(method, format!("{base}{path}"))
+            .header(HEADER, self.token.expose_secret())
+    }
+
+    /// Sends `request`; a peer that cannot be reached (or does not answer in time) is a 503.
+    pub async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        request.send().await.map_err(|err| {
+            tracing::warn!(peer = self.name, %err, "call to another service failed");
+            ApiError::ServiceUnavailable(format!(
+                "the {} service is unavailable; try again shortly",
+                self.name
+            ))
+        })
+    }
+
+    /// Reads a JSON answer, or turns a problem answer into the matching error.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<T, ApiError> {
+        if !response.status().is_success() {
+            return Err(self.problem(response).await);
+        }
+        response.json().await.map_err(|err| {
+            ApiError::BadGateway(format!(
+                "the {} service answered nonsense: {err}",
+                self.name
+            ))
+        })
+    }
+
+    /// The error a problem answer of this peer stands for.
+    pub async fn problem(&self, response: reqwest::Response) -> ApiError {
+        let status = response.status();
+        let problem: Option<RemoteProblem> = response.json().await.ok();
+        let (detail, errors, allowed) = match problem {
+            Some(p) => (
+                p.detail,
+                p.errors
+                    .into_iter()
+                    .map(|e| FieldError {
+                        index: e.index,
+                        field: e.field,
+                        message: e.message,
+                    })
+                    .collect(),
+                p.allowed,
+            ),
+            None => (
+                format!("the {} service answered {status}", self.name),
+                Vec::new(),
+                None,
+            ),
+        };
+        match status {
+            StatusCode::CONFLICT => ApiError::Conflict {
+                detail,
+                errors,
+                allowed,
+            },
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::Validation { detail, errors },
+            StatusCode::BAD_REQUEST => ApiError::BadRequest(detail),
+            StatusCode::NOT_FOUND => ApiError::NotFound(detail),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+                ApiError::ServiceUnavailable(detail)
+            }
+            _ => ApiError::BadGateway(format!(
+                "the {} service answered {status}: {detail}",
+                self.name
+            )),
+        }
+    }
+}
