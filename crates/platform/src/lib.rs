@@ -2,6 +2,7 @@
 //! setup, the error type, the bearer-token extractor, the middleware stack,
 //! keyset pagination, the transactional outbox and its relay, shutdown.
 
+pub mod address;
 pub mod auth;
 pub mod broker;
 pub mod bulk;

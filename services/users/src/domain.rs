@@ -3,26 +3,9 @@
 
 use platform::auth::{AuthUser, Role};
 use platform::{ApiError, FieldError};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// A postal address, as clients send and receive it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Address {
-    /// Street and number.
-    pub line1: String,
-    /// Flat, floor, care-of.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line2: Option<String>,
-    /// City.
-    pub city: String,
-    /// Postal code.
-    pub postal_code: String,
-    /// ISO 3166-1 alpha-2 country code, such as `DE`.
-    pub country: String,
-}
+pub use platform::address::Address;
 
 /// A profile to create, every field already valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,43 +106,11 @@ pub fn parse_phone(raw: &str) -> Result<String, String> {
     }
 }
 
-fn bounded(field_value: &str, max: usize) -> Result<String, String> {
-    let value = field_value.trim();
-    if value.is_empty() {
-        Err("must not be empty".into())
-    } else if value.chars().count() > max {
-        Err(format!("must be at most {max} characters"))
-    } else if value.chars().any(char::is_control) {
-        Err("must not contain control characters".into())
-    } else {
-        Ok(value.to_owned())
-    }
-}
-
 /// Checks every part of an address, naming failing parts as `address.<part>`.
 fn parse_address(raw: &Address, errors: &mut Errors) -> Option<Address> {
-    let line1 = errors.check("address.line1", bounded(&raw.line1, 200));
-    let line2 = match raw.line2.as_deref().map(str::trim) {
-        None | Some("") => Some(None),
-        Some(line2) => errors.check("address.line2", bounded(line2, 200)).map(Some),
-    };
-    let city = errors.check("address.city", bounded(&raw.city, 100));
-    let postal_code = errors.check("address.postal_code", bounded(&raw.postal_code, 20));
-    let country = errors.check("address.country", {
-        let country = raw.country.trim().to_uppercase();
-        if country.len() == 2 && country.chars().all(|c| c.is_ascii_uppercase()) {
-            Ok(country)
-        } else {
-            Err("must be an ISO 3166-1 alpha-2 code such as DE".to_owned())
-        }
-    });
-    Some(Address {
-        line1: line1?,
-        line2: line2?,
-        city: city?,
-        postal_code: postal_code?,
-        country: country?,
-    })
+    raw.parse("address")
+        .map_err(|failures| errors.0.extend(failures))
+        .ok()
 }
 
 /// The fields of a profile as a client sends them.
