@@ -102,12 +102,18 @@ pub enum Service {
     Users,
     /// The catalogue and its stock.
     Products,
+    /// Orders and purchase history.
+    Orders,
 }
 
 impl Service {
     /// Every service with a database, in start order.
-    pub const WITH_DATABASE: &'static [Service] =
-        &[Service::Users, Service::Auth, Service::Products];
+    pub const WITH_DATABASE: &'static [Service] = &[
+        Service::Users,
+        Service::Auth,
+        Service::Products,
+        Service::Orders,
+    ];
 }
 
 fn main() -> std::process::ExitCode {

@@ -29,6 +29,7 @@ pub async fn serve(
                 Service::Users,
                 Service::Auth,
                 Service::Products,
+                Service::Orders,
                 Service::Gateway,
             ]
         }
@@ -59,6 +60,14 @@ pub async fn serve(
                     products: products_args.clone(),
                 };
                 tasks.spawn(async move { ("products", products::run(settings, stop).await) });
+            }
+            Service::Orders => {
+                let settings = orders::Settings {
+                    service: common.service(orders::NAME)?,
+                    products_url: common.upstream_url(products::NAME),
+                    users_url: common.upstream_url(users::NAME),
+                };
+                tasks.spawn(async move { ("orders", orders::run(settings, stop).await) });
             }
         }
     }
@@ -108,6 +117,7 @@ pub async fn migrate(common: CommonArgs, only: Option<Service>) -> anyhow::Resul
             Service::Users => (users::NAME, users::migrations()),
             Service::Auth => (auth::NAME, auth::migrations()),
             Service::Products => (products::NAME, products::migrations()),
+            Service::Orders => (orders::NAME, orders::migrations()),
         };
         let settings = common.service(name)?;
         platform::db::connect_and_migrate(&settings.database_url, 1, migrations).await?;

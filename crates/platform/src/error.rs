@@ -105,6 +105,16 @@ pub enum ApiError {
         /// Every failing field.
         errors: Vec<FieldError>,
     },
+    /// A bulk request refused because of the listed items (each with its index).
+    #[error("{detail}")]
+    Items {
+        /// The status the first failing item calls for.
+        status: StatusCode,
+        /// Summary.
+        detail: String,
+        /// Every failing item.
+        errors: Vec<FieldError>,
+    },
     /// Too many requests; retry after this many seconds.
     #[error("too many requests; retry in {retry_after} s")]
     TooManyRequests {
@@ -165,6 +175,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Items { status, .. } => *status,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -179,7 +190,7 @@ impl ApiError {
             Self::Conflict {
                 errors, allowed, ..
             } => (errors.clone(), allowed.clone()),
-            Self::Validation { errors, .. } => (errors.clone(), None),
+            Self::Validation { errors, .. } | Self::Items { errors, .. } => (errors.clone(), None),
             _ => (Vec::new(), None),
         };
         let detail = match &self {

@@ -71,28 +71,34 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
-        let serde_json::Value::Array(items) = value else {
-            return Err(ApiError::invalid("body", "must be a JSON array of items"));
-        };
-        if items.is_empty() || items.len() > MAX_BULK_ITEMS {
-            return Err(ApiError::invalid(
-                "body",
-                format!("must hold 1 to {MAX_BULK_ITEMS} items, not {}", items.len()),
-            ));
+        bulk_items(value).map(Self)
+    }
+}
+
+/// Decodes a bulk body already read as JSON: an array of 1 to 1000 items,
+/// each decoded on its own so every failure carries its item's index.
+pub fn bulk_items<T: DeserializeOwned>(value: serde_json::Value) -> Result<Vec<T>, ApiError> {
+    let serde_json::Value::Array(items) = value else {
+        return Err(ApiError::invalid("body", "must be a JSON array of items"));
+    };
+    if items.is_empty() || items.len() > MAX_BULK_ITEMS {
+        return Err(ApiError::invalid(
+            "body",
+            format!("must hold 1 to {MAX_BULK_ITEMS} items, not {}", items.len()),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<T>(item) {
+            Ok(item) => parsed.push(item),
+            Err(err) => errors.push(FieldError::new("item", err.to_string()).at(index)),
         }
-        let mut parsed = Vec::with_capacity(items.len());
-        let mut errors = Vec::new();
-        for (index, item) in items.into_iter().enumerate() {
-            match serde_json::from_value::<T>(item) {
-                Ok(item) => parsed.push(item),
-                Err(err) => errors.push(FieldError::new("item", err.to_string()).at(index)),
-            }
-        }
-        if errors.is_empty() {
-            Ok(Self(parsed))
-        } else {
-            Err(ApiError::validation(errors))
-        }
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ApiError::validation(errors))
     }
 }
 

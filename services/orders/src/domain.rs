@@ -1,0 +1,225 @@
+//! Orders as the rules see them: the status machine, who may move an order
+//! where, and who may see it.
+
+use platform::auth::{AuthUser, Role};
+use platform::{ApiError, FieldError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Placed; stock reserved.
+    Created,
+    /// Paid.
+    Paid,
+    /// Handed to the carrier.
+    Shipped,
+    /// Arrived.
+    Delivered,
+    /// Cancelled; its stock went back.
+    Cancelled,
+}
+
+impl Status {
+    /// The status as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Paid => "paid",
+            Status::Shipped => "shipped",
+            Status::Delivered => "delivered",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a status name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "created" => Some(Status::Created),
+            "paid" => Some(Status::Paid),
+            "shipped" => Some(Status::Shipped),
+            "delivered" => Some(Status::Delivered),
+            "cancelled" => Some(Status::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// The statuses an order may move to from this one.
+    pub fn next(self) -> &'static [Status] {
+        match self {
+            Status::Created => &[Status::Paid, Status::Cancelled],
+            Status::Paid => &[Status::Shipped, Status::Cancelled],
+            Status::Shipped => &[Status::Delivered],
+            Status::Delivered | Status::Cancelled => &[],
+        }
+    }
+}
+
+/// True when `caller` may see an order of `owner`.
+pub fn may_see(caller: &AuthUser, owner: Uuid) -> bool {
+    caller.user_id == owner || caller.is_staff()
+}
+
+/// Checks one status change by `caller` on an order of `owner` now at `from`.
+/// A change the machine does not allow is a 409 naming the allowed ones; a
+/// change the caller's role may not make is a 403.
+pub fn check_move(
+    caller: &AuthUser,
+    owner: Uuid,
+    from: Status,
+    to: Status,
+) -> Result<(), ApiError> {
+    if !from.next().contains(&to) {
+        let allowed: Vec<String> = from.next().iter().map(|s| s.as_str().to_owned()).collect();
+        let detail = if allowed.is_empty() {
+            format!("an order that is {} cannot change any more", from.as_str())
+        } else {
+            format!(
+                "an order that is {} can become {}, not {}",
+                from.as_str(),
+                allowed.join(" or "),
+                to.as_str()
+            )
+        };
+        return Err(ApiError::Conflict {
+            detail,
+            errors: Vec::new(),
+            allowed: Some(allowed),
+        });
+    }
+    let permitted = match to {
+        // Customers cancel their own orders; admins any.
+        Status::Cancelled => caller.user_id == owner || caller.role == Role::Admin,
+        // Support and admin move orders forward.
+        _ => caller.is_staff(),
+    };
+    if permitted {
+        Ok(())
+    } else if to == Status::Cancelled {
+        Err(ApiError::Forbidden(
+            "only the customer or an admin may cancel an order".into(),
+        ))
+    } else {
+        Err(ApiError::Forbidden(
+            "only support and admins move orders forward".into(),
+        ))
+    }
+}
+
+/// One line as a client orders it.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units, 1 to 10,000.
+    pub quantity: i32,
+}
+
+/// Most lines one order may have.
+pub const MAX_LINES: usize = 100;
+
+/// Checks the lines of one order.
+pub fn check_lines(lines: &[Line]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        errors.push(FieldError::new(
+            "items",
+            format!("must hold 1 to {MAX_LINES} lines"),
+        ));
+    }
+    for (i, line) in lines.iter().enumerate() {
+        if !(1..=10_000).contains(&line.quantity) {
+            errors.push(FieldError::new(
+                format!("items[{i}].quantity"),
+                "must be 1 to 10000",
+            ));
+        }
+    }
+    errors
+}
+
+/// Whom an order is for: customers order for themselves; staff for anyone.
+pub fn orderer(caller: &AuthUser, requested: Option<Uuid>) -> Result<Uuid, String> {
+    match requested {
+        None => Ok(caller.user_id),
+        Some(id) if id == caller.user_id || caller.is_staff() => Ok(id),
+        Some(_) => Err("customers order for themselves only".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use platform::auth::Claims;
+
+    use super::*;
+
+    fn caller(role: Role) -> AuthUser {
+        let id = Uuid::now_v7();
+        AuthUser {
+            user_id: id,
+            role,
+            claims: Arc::new(Claims {
+                sub: id,
+                role,
+                jti: Uuid::now_v7(),
+                exp: 0,
+                iat: 0,
+                iss: String::new(),
+                aud: String::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_machine_allows_only_its_transitions() {
+        let admin = caller(Role::Admin);
+        let owner = Uuid::now_v7();
+        assert!(check_move(&admin, owner, Status::Created, Status::Paid).is_ok());
+        assert!(check_move(&admin, owner, Status::Paid, Status::Shipped).is_ok());
+        assert!(check_move(&admin, owner, Status::Shipped, Status::Delivered).is_ok());
+        assert!(check_move(&admin, owner, Status::Paid, Status::Cancelled).is_ok());
+        let Err(ApiError::Conflict { allowed, .. }) =
+            check_move(&admin, owner, Status::Shipped, Status::Cancelled)
+        else {
+            panic!("shipped orders cannot be cancelled");
+        };
+        assert_eq!(allowed, Some(vec!["delivered".to_owned()]));
+        assert!(matches!(
+            check_move(&admin, owner, Status::Created, Status::Delivered),
+            Err(ApiError::Conflict { .. })
+        ));
+    }
+
+    #[test]
+    fn roles_decide_who_moves_what() {
+        let customer = caller(Role::Customer);
+        let support = caller(Role::Support);
+        let mine = customer.user_id;
+        assert!(check_move(&customer, mine, Status::Created, Status::Cancelled).is_ok());
+        assert!(matches!(
+            check_move(&customer, mine, Status::Created, Status::Paid),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            check_move(&support, mine, Status::Created, Status::Cancelled),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(check_move(&support, mine, Status::Created, Status::Paid).is_ok());
+    }
+
+    #[test]
+    fn customers_order_for_themselves() {
+        let customer = caller(Role::Customer);
+        assert_eq!(orderer(&customer, None), Ok(customer.user_id));
+        assert!(orderer(&customer, Some(Uuid::now_v7())).is_err());
+        let support = caller(Role::Support);
+        let someone = Uuid::now_v7();
+        assert_eq!(orderer(&support, Some(someone)), Ok(someone));
+    }
+}

@@ -1,0 +1,161 @@
+//! The orders service: bulk orders that never oversell, the status machine,
+//! and purchase history.
+//!
+//! Routes live in [`http`], rules in [`domain`], SQL in [`store`], calls to
+//! other services in [`peers`], stock hand-over in [`settlement`].
+
+pub mod domain;
+pub mod entity;
+pub mod http;
+pub mod idempotency;
+pub mod peers;
+pub mod settlement;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use platform::auth::Verifier;
+use platform::openapi::BearerAuth;
+use platform::outbox::Outbox;
+use platform::peer::Peer;
+use platform::service::Infra;
+use platform::settings::ServiceSettings;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::peers::{Products, Users};
+
+/// The service's name: its database is `shop_orders`.
+pub const NAME: &str = "orders";
+
+/// This service's migrations.
+pub fn migrations() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// Everything the orders service needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The shared settings.
+    pub service: ServiceSettings,
+    /// The products service (a comma list for several replicas).
+    pub products_url: String,
+    /// The users service (a comma list for several replicas).
+    pub users_url: String,
+}
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The `shop_orders` database.
+    pub db: DatabaseConnection,
+    /// Where events are written.
+    pub outbox: Outbox,
+    /// Token verification.
+    pub verifier: Arc<Verifier>,
+    /// Stock reservations.
+    pub products: Products,
+    /// Profiles.
+    pub users: Users,
+    /// Wakes the settlement retrier.
+    pub settlements: Arc<Notify>,
+}
+
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "shop orders", description = "Orders, their status, and purchase history."),
+    modifiers(&BearerAuth),
+    tags((name = "orders", description = "Orders"))
+)]
+struct ApiDoc;
+
+/// The API routes with their state, and the OpenAPI document that describes them.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(
+            http::create_orders,
+            http::list_orders,
+            http::update_orders
+        ))
+        .routes(routes!(http::get_order, http::update_order))
+        .routes(routes!(http::user_orders))
+        .split_for_parts();
+    (router.with_state(state), openapi)
+}
+
+/// Connects, migrates and serves until `shutdown`.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.service.listen)
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!("orders cannot listen on {}: {err}", settings.service.listen)
+        })?;
+    run_on(listener, settings, shutdown).await
+}
+
+/// Like [`run`], on a listener the caller bound (tests bind port 0).
+pub async fn run_on(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let infra = Infra::connect(settings.service.clone(), migrations()).await?;
+    let token = infra.settings.internal_token.clone();
+    let state = AppState {
+        db: infra.db.clone(),
+        outbox: infra.outbox.clone(),
+        verifier: infra.verifier.clone(),
+        products: Products::new(Peer::new(
+            "products",
+            &settings.products_url,
+            token.clone(),
+            Duration::from_secs(15),
+        )),
+        users: Users::new(Peer::new(
+            "users",
+            &settings.users_url,
+            token,
+            Duration::from_secs(10),
+        )),
+        settlements: Arc::default(),
+    };
+    let retrier = tokio::spawn(settlement::retry(
+        state.db.clone(),
+        state.products.clone(),
+        state.settlements.clone(),
+        shutdown.clone(),
+    ));
+    let purge_db = state.db.clone();
+    let purge = tokio::spawn(platform::jobs::every(
+        "purge-idempotency-keys",
+        Duration::from_secs(3600),
+        shutdown.clone(),
+        move || {
+            let db = purge_db.clone();
+            async move {
+                let purged = idempotency::purge(&db).await?;
+                tracing::debug!(purged, "forgot old idempotency keys");
+                Ok(())
+            }
+        },
+    ));
+    let (api, openapi) = router(state);
+    let served = infra.serve(api, openapi, listener, shutdown).await;
+    retrier.await.ok();
+    purge.await.ok();
+    served
+}

@@ -1,0 +1,174 @@
+//! Stock confirmations and releases, written in the transaction that needs
+//! them and handed to the products service right after commit; whatever did
+//! not get through is retried with backoff by every replica (rows claimed
+//! with `FOR UPDATE SKIP LOCKED`), so a cancelled order always gets its stock
+//! back and a placed order always keeps it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    Statement, TransactionTrait,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::domain::Line;
+use crate::entity::settlement;
+use crate::peers::Products;
+
+/// A confirmation to hand over.
+pub fn confirm(reservation_id: Uuid) -> settlement::Model {
+    row("confirm", reservation_id, None, None)
+}
+
+/// A partial release (one order's lines) to hand over.
+pub fn release(reservation_id: Uuid, order_id: Uuid, lines: &[Line]) -> settlement::Model {
+    row(
+        "release",
+        reservation_id,
+        Some(order_id),
+        serde_json::to_value(lines).ok(),
+    )
+}
+
+fn row(
+    kind: &str,
+    reservation_id: Uuid,
+    release_id: Option<Uuid>,
+    items: Option<serde_json::Value>,
+) -> settlement::Model {
+    let now = Utc::now();
+    settlement::Model {
+        settlement_id: Uuid::now_v7(),
+        kind: kind.into(),
+        reservation_id,
+        release_id,
+        items,
+        attempts: 0,
+        last_error: None,
+        next_attempt_at: now,
+        created_at: now,
+    }
+}
+
+/// Writes settlements (inside the caller's transaction).
+pub async fn record<C: ConnectionTrait>(db: &C, rows: &[settlement::Model]) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    settlement::Entity::insert_many(rows.iter().map(|r| settlement::ActiveModel {
+        settlement_id: Set(r.settlement_id),
+        kind: Set(r.kind.clone()),
+        reservation_id: Set(r.reservation_id),
+        release_id: Set(r.release_id),
+        items: Set(r.items.clone()),
+        attempts: Set(0),
+        last_error: Set(None),
+        next_attempt_at: Set(r.next_attempt_at),
+        created_at: Set(r.created_at),
+    }))
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+async fn hand_over(products: &Products, row: &settlement::Model) -> Result<(), platform::ApiError> {
+    match row.kind.as_str() {
+        "confirm" => products.confirm(row.reservation_id).await,
+        _ => {
+            let lines: Vec<Line> = row
+                .items
+                .clone()
+                .and_then(|items| serde_json::from_value(items).ok())
+                .unwrap_or_default();
+            let part = row.release_id.map(|id| (id, lines.as_slice()));
+            products.release(row.reservation_id, part).await
+        }
+    }
+}
+
+/// Hands `rows` over now (right after their commit); what fails stays for the retrier.
+pub async fn settle_now(db: &DatabaseConnection, products: &Products, rows: &[settlement::Model]) {
+    for row in rows {
+        match hand_over(products, row).await {
+            Ok(()) => {
+                let deleted = settlement::Entity::delete_by_id(row.settlement_id)
+                    .exec(db)
+                    .await;
+                if let Err(err) = deleted {
+                    tracing::warn!(%err, "settled, but could not forget the settlement; it will be sent again");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(reservation = %row.reservation_id, error = %err, "stock settlement deferred")
+            }
+        }
+    }
+}
+
+/// Retries due settlements until `shutdown`.
+pub async fn retry(
+    db: DatabaseConnection,
+    products: Products,
+    wake: std::sync::Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match retry_once(&db, &products).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "stock settlement retrier failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+async fn retry_once(db: &DatabaseConnection, products: &Products) -> Result<usize, DbErr> {
+    let txn = db.begin().await?;
+    let rows: Vec<settlement::Model> = settlement::Entity::find()
+        .from_raw_sql(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT * FROM stock_settlements WHERE next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT 50 FOR UPDATE SKIP LOCKED",
+        ))
+        .all(&txn)
+        .await?;
+    let mut settled = 0;
+    for row in &rows {
+        match hand_over(products, row).await {
+            Ok(()) => {
+                settlement::Entity::delete_by_id(row.settlement_id)
+                    .exec(&txn)
+                    .await?;
+                settled += 1;
+            }
+            Err(err) => {
+                let backoff = (1i64 << row.attempts.clamp(0, 8)).min(300);
+                txn.execute(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "UPDATE stock_settlements SET attempts = attempts + 1, last_error = $2,
+                            next_attempt_at = now() + make_interval(secs => $3)
+                      WHERE settlement_id = $1",
+                    [
+                        row.settlement_id.into(),
+                        err.to_string().into(),
+                        (backoff as f64).into(),
+                    ],
+                ))
+                .await?;
+            }
+        }
+    }
+    txn.commit().await?;
+    if settled > 0 {
+        metrics::counter!("orders_stock_settlements_retried_total").increment(settled as u64);
+    }
+    Ok(settled)
+}

@@ -1,0 +1,261 @@
+//! Every SQL statement of the orders service.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use events::{Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged};
+use platform::pagination::{Direction, KeyValue, PageRequest, SortField, after_condition};
+use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::entity::order::{self, Column, Entity as Orders};
+use crate::entity::order_item;
+
+/// The source events carry.
+pub const SOURCE: &str = "orders";
+
+/// An order with its lines.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The order.
+    pub order: order::Model,
+    /// Its lines, in order.
+    pub items: Vec<order_item::Model>,
+}
+
+/// The fields `GET /orders` sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderSort {
+    /// Placement time.
+    CreatedAt,
+    /// Total.
+    TotalCents,
+}
+
+impl SortField for OrderSort {
+    const ALL: &'static [Self] = &[OrderSort::CreatedAt, OrderSort::TotalCents];
+
+    fn name(self) -> &'static str {
+        match self {
+            OrderSort::CreatedAt => "created_at",
+            OrderSort::TotalCents => "total_cents",
+        }
+    }
+}
+
+impl OrderSort {
+    fn column(self) -> Column {
+        match self {
+            OrderSort::CreatedAt => Column::CreatedAt,
+            OrderSort::TotalCents => Column::TotalCents,
+        }
+    }
+
+    /// This key's value in `row`, as a cursor carries it.
+    pub fn key_of(self, row: &order::Model) -> KeyValue {
+        match self {
+            OrderSort::CreatedAt => KeyValue::Time(row.created_at),
+            OrderSort::TotalCents => KeyValue::Int(row.total_cents),
+        }
+    }
+}
+
+/// The filters of `GET /orders`, already valid.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// Only this user's orders.
+    pub user_id: Option<Uuid>,
+    /// Only orders in this status.
+    pub status: Option<String>,
+    /// Placed at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Placed before.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Lowest total.
+    pub min_total: Option<i64>,
+    /// Highest total.
+    pub max_total: Option<i64>,
+}
+
+fn column(column: Column) -> SimpleExpr {
+    Expr::col((Orders, column).into_column_ref()).into()
+}
+
+/// Loads the lines of `orders` and pairs them up.
+async fn with_items<C: ConnectionTrait>(
+    db: &C,
+    orders: Vec<order::Model>,
+) -> Result<Vec<Stored>, DbErr> {
+    if orders.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = orders.iter().map(|o| o.order_id).collect();
+    let items = order_item::Entity::find()
+        .filter(order_item::Column::OrderId.is_in(ids))
+        .order_by_asc(order_item::Column::OrderId)
+        .order_by_asc(order_item::Column::Line)
+        .all(db)
+        .await?;
+    let mut by_order: HashMap<Uuid, Vec<order_item::Model>> = HashMap::new();
+    for item in items {
+        by_order.entry(item.order_id).or_default().push(item);
+    }
+    Ok(orders
+        .into_iter()
+        .map(|order| {
+            let items = by_order.remove(&order.order_id).unwrap_or_default();
+            Stored { order, items }
+        })
+        .collect())
+}
+
+/// One page of orders matching `filter`.
+#[tracing::instrument(skip(db))]
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &OrderFilter,
+    page: &PageRequest<OrderSort>,
+) -> Result<Vec<Stored>, DbErr> {
+    let mut query = Orders::find();
+    if let Some(user_id) = filter.user_id {
+        query = query.filter(Column::UserId.eq(user_id));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(Column::Status.eq(status.as_str()));
+    }
+    if let Some(after) = filter.created_after {
+        query = query.filter(Column::CreatedAt.gte(after));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(Column::CreatedAt.lt(before));
+    }
+    if let Some(min) = filter.min_total {
+        query = query.filter(Column::TotalCents.gte(min));
+    }
+    if let Some(max) = filter.max_total {
+        query = query.filter(Column::TotalCents.lte(max));
+    }
+    let tiebreak = page.sort.keys.last().map_or(Direction::Desc, |(_, d)| *d);
+    let mut keys: Vec<(SimpleExpr, Direction)> = page
+        .sort
+        .keys
+        .iter()
+        .map(|(key, direction)| (column(key.column()), *direction))
+        .collect();
+    keys.push((column(Column::OrderId), tiebreak));
+    if let Some(after) = &page.after {
+        query = query.filter(after_condition(&keys, after));
+    }
+    for (expr, direction) in &keys {
+        query = query.order_by(expr.clone(), direction.order());
+    }
+    let orders = query.limit(page.fetch_limit()).all(db).await?;
+    with_items(db, orders).await
+}
+
+/// The orders with these ids.
+#[tracing::instrument(skip(db))]
+pub async fn find_many<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> Result<Vec<Stored>, DbErr> {
+    let orders = Orders::find()
+        .filter(Column::OrderId.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    with_items(db, orders).await
+}
+
+/// Locks the orders with these ids (in id order, so bulk changes cannot deadlock).
+pub async fn lock_many<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> Result<Vec<Stored>, DbErr> {
+    let orders = Orders::find()
+        .filter(Column::OrderId.is_in(ids.iter().copied()))
+        .order_by_asc(Column::OrderId)
+        .lock_exclusive()
+        .all(db)
+        .await?;
+    with_items(db, orders).await
+}
+
+/// The event announcing a new order.
+pub fn created_event(stored: &Stored) -> Envelope {
+    Envelope::new(
+        SOURCE,
+        Event::OrderCreated(OrderCreated {
+            order_id: stored.order.order_id,
+            user_id: stored.order.user_id,
+            items: stored
+                .items
+                .iter()
+                .map(|item| OrderLine {
+                    product_id: item.product_id,
+                    name: item.name.clone(),
+                    unit_price_cents: item.unit_price_cents,
+                    quantity: item.quantity,
+                })
+                .collect(),
+            total_cents: stored.order.total_cents,
+            currency: stored.order.currency.clone(),
+        }),
+    )
+}
+
+/// The event announcing a status change.
+pub fn status_event(order: &order::Model, from: &str) -> Envelope {
+    Envelope::new(
+        SOURCE,
+        Event::OrderStatusChanged(OrderStatusChanged {
+            order_id: order.order_id,
+            user_id: order.user_id,
+            from: from.to_owned(),
+            to: order.status.clone(),
+            version: order.version,
+        }),
+    )
+}
+
+/// Inserts orders and their lines (inside the caller's transaction).
+pub async fn insert<C: ConnectionTrait>(db: &C, orders: &[Stored]) -> Result<(), DbErr> {
+    order::Entity::insert_many(orders.iter().map(|s| s.order.clone().into_active_model()))
+        .exec_without_returning(db)
+        .await?;
+    // Postgres takes at most 65,535 parameters per statement; a line has 6.
+    let items: Vec<order_item::ActiveModel> = orders
+        .iter()
+        .flat_map(|s| {
+            s.items
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model)
+        })
+        .collect();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk: Vec<_> = items.by_ref().take(10_000).collect();
+        order_item::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sets the status of `order` (already locked) and bumps its version.
+pub async fn set_status<C: ConnectionTrait>(
+    db: &C,
+    order: &order::Model,
+    status: &str,
+) -> Result<order::Model, DbErr> {
+    let mut updated = order.clone();
+    updated.status = status.to_owned();
+    updated.version += 1;
+    updated.updated_at = Utc::now().trunc_subsecs(6);
+    Orders::update_many()
+        .col_expr(Column::Status, Expr::value(status))
+        .col_expr(Column::Version, Expr::value(updated.version))
+        .col_expr(Column::UpdatedAt, Expr::value(updated.updated_at))
+        .filter(Column::OrderId.eq(order.order_id))
+        .exec(db)
+        .await?;
+    Ok(updated)
+}
