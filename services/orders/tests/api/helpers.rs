@@ -1,0 +1,338 @@
+//! A small shop per test: users, products and orders (one or more replicas
+//! of the last two, sharing their databases) behind a gateway.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use platform::auth::{Role, TestIssuer};
+use platform::settings::ServiceSettings;
+use platform::testing::TestDatabase;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const INTERNAL: &str = "orders-tests-internal";
+
+#[derive(Clone, Copy)]
+pub struct Options {
+    pub replicas: usize,
+    pub products_down: bool,
+    pub broker_down: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            products_down: false,
+            broker_down: false,
+        }
+    }
+}
+
+pub struct TestShop {
+    pub gateway: String,
+    pub orders: Vec<String>,
+    pub http: reqwest::Client,
+    pub issuer: TestIssuer,
+    pub admin: String,
+    shutdown: CancellationToken,
+    pub orders_db: TestDatabase,
+    pub products_db: TestDatabase,
+    _users_db: TestDatabase,
+}
+
+impl Drop for TestShop {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn settings(
+    name: &'static str,
+    db: &TestDatabase,
+    issuer: &TestIssuer,
+    amqp: &str,
+) -> ServiceSettings {
+    ServiceSettings {
+        name,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: db.url.clone(),
+        database_pool_size: 8,
+        redis_url: "redis://127.0.0.1:6379".into(),
+        amqp_url: SecretString::from(amqp.to_owned()),
+        internal_token: SecretString::from(INTERNAL),
+        auth: issuer.settings.clone(),
+        request_timeout: Duration::from_secs(30),
+        cors_origins: vec!["*".into()],
+    }
+}
+
+async fn listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, base)
+}
+
+impl TestShop {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let shutdown = CancellationToken::new();
+        let issuer = TestIssuer::start().await.expect("JWKS");
+        let amqp = if options.broker_down {
+            "amqp://guest:guest@127.0.0.1:1/%2f"
+        } else {
+            "amqp://guest:guest@127.0.0.1:5672/%2f"
+        };
+        let users_db = TestDatabase::create("users", users::migrations())
+            .await
+            .expect("db");
+        let products_db = TestDatabase::create("products", products::migrations())
+            .await
+            .expect("db");
+        let orders_db = TestDatabase::create("orders", orders::migrations())
+            .await
+            .expect("db");
+        let mut healthy = Vec::new();
+
+        let (users_listener, users_base) = listener().await;
+        let users_settings = settings("users", &users_db, &issuer, amqp);
+        let stop = shutdown.clone();
+        tokio::spawn(async move { users::run_on(users_listener, users_settings, stop).await });
+        healthy.push(users_base.clone());
+
+        let mut products_bases = Vec::new();
+        for _ in 0..options.replicas {
+            let (listener, base) = listener().await;
+            if options.products_down {
+                drop(listener);
+            } else {
+                let settings = products::Settings {
+                    service: settings("products", &products_db, &issuer, amqp),
+                    products: products::ProductsArgs::default(),
+                };
+                let stop = shutdown.clone();
+                tokio::spawn(async move { products::run_on(listener, settings, stop).await });
+                healthy.push(base.clone());
+            }
+            products_bases.push(base);
+        }
+
+        let mut orders_bases = Vec::new();
+        for _ in 0..options.replicas {
+            let (listener, base) = listener().await;
+            let settings = orders::Settings {
+                service: settings("orders", &orders_db, &issuer, amqp),
+                products_url: products_bases.join(","),
+                users_url: users_base.clone(),
+            };
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(err) = orders::run_on(listener, settings, stop).await {
+                    eprintln!("orders failed: {err:#}");
+                }
+            });
+            healthy.push(base.clone());
+            orders_bases.push(base);
+        }
+
+        let (gateway_listener, gateway) = listener().await;
+        let upstreams = HashMap::from([
+            ("users", vec![users_base.clone()]),
+            ("products", products_bases.clone()),
+            ("orders", orders_bases.clone()),
+            ("auth", vec!["http://127.0.0.1:1".to_owned()]),
+            ("notifications", vec!["http://127.0.0.1:1".to_owned()]),
+        ]);
+        let gateway_settings = gateway::Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            upstreams,
+            timeout: Duration::from_secs(30),
+            cors_origins: vec!["*".into()],
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(
+            async move { gateway::run_on(gateway_listener, gateway_settings, stop).await },
+        );
+        healthy.push(gateway.clone());
+
+        let http = reqwest::Client::new();
+        for base in &healthy {
+            wait_healthy(&http, base).await;
+        }
+        Self {
+            admin: issuer.token(Uuid::now_v7(), Role::Admin),
+            gateway,
+            orders: orders_bases,
+            http,
+            issuer,
+            shutdown,
+            orders_db,
+            products_db,
+            _users_db: users_db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    /// A customer with a profile and an address; returns its id and token.
+    pub async fn customer(&self) -> (Uuid, String) {
+        let user = json!([{
+            "name": "Customer",
+            "email": format!("{}@example.com", Uuid::now_v7().simple()),
+            "phone": "+44 20 7946 0000",
+            "address": {"line1": "1 High St", "city": "Leeds", "postal_code": "LS1", "country": "GB"}
+        }]);
+        let created: Value = self
+            .post("/users", &self.admin, &user)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let id: Uuid = created[0]["user_id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
+        (id, self.issuer.token(id, Role::Customer))
+    }
+
+    pub fn staff(&self, role: Role) -> String {
+        self.issuer.token(Uuid::now_v7(), role)
+    }
+
+    /// Products with these stocks (price 1000 each); returns their ids.
+    pub async fn products(&self, stocks: &[i64]) -> Vec<String> {
+        let items: Vec<Value> = stocks
+            .iter()
+            .enumerate()
+            .map(|(i, stock)| {
+                json!({
+                    "sku": format!("SKU-{}", Uuid::now_v7().simple()),
+                    "name": format!("Product {i}"),
+                    "description": "For testing.",
+                    "price_cents": 1000 * (i as i64 + 1),
+                    "currency": "EUR",
+                    "stock": stock,
+                    "category": "test"
+                })
+            })
+            .collect();
+        let response = self
+            .post("/products", &self.admin, &Value::Array(items))
+            .await;
+        assert_eq!(response.status(), 201);
+        let created: Vec<Value> = response.json().await.expect("json");
+        created
+            .iter()
+            .map(|p| p["product_id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
+    pub async fn stock(&self, product_id: &str) -> i64 {
+        let product: Value = self
+            .http
+            .get(self.url(&format!("/products/{product_id}")))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        product["stock"].as_i64().expect("stock")
+    }
+
+    /// Places one order of `lines` (`(product, quantity)`) as `token`; returns it.
+    pub async fn order(&self, token: &str, lines: &[(&str, i64)]) -> Value {
+        let response = self
+            .post("/orders", token, &json!([{ "items": items(lines) }]))
+            .await;
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        let orders: Vec<Value> = response.json().await.expect("json");
+        orders[0].clone()
+    }
+
+    pub async fn count(&self, db: &TestDatabase, from: &str) -> i64 {
+        let mut conn = sqlx::PgConnection::connect(db.url.expose_secret())
+            .await
+            .expect("connect");
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {from}"))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+    }
+}
+
+pub fn items(lines: &[(&str, i64)]) -> Value {
+    Value::Array(
+        lines
+            .iter()
+            .map(|(id, q)| json!({"product_id": id, "quantity": q}))
+            .collect(),
+    )
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    for _ in 0..400 {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} did not become healthy");
+}
+
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.expect("problem");
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+pub fn id(value: &Value) -> String {
+    value["order_id"].as_str().expect("order_id").to_owned()
+}

@@ -1,0 +1,171 @@
+use platform::auth::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestShop, assert_problem, id};
+
+async fn set(shop: &TestShop, order: &str, token: &str, status: &str) -> reqwest::Response {
+    shop.patch(
+        &format!("/orders/{order}"),
+        token,
+        &json!({"status": status}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn staff_move_an_order_forward_to_delivered() {
+    let shop = TestShop::spawn().await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let order = id(&shop.order(&token, &[(&products[0], 1)]).await);
+    let support = shop.staff(Role::Support);
+    for (status, version) in [("paid", 2), ("shipped", 3), ("delivered", 4)] {
+        let response = set(&shop, &order, &support, status).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["status"], status);
+        assert_eq!(body["version"], version);
+    }
+    assert_eq!(
+        shop.count(
+            &shop.orders_db,
+            "outbox WHERE event_type = 'order.status_changed'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        shop.stock(&products[0]).await,
+        9,
+        "delivered orders keep their stock"
+    );
+}
+
+#[tokio::test]
+async fn refused_transitions_are_409_naming_the_allowed_ones() {
+    let shop = TestShop::spawn().await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let order = id(&shop.order(&token, &[(&products[0], 1)]).await);
+
+    let problem = assert_problem(set(&shop, &order, &shop.admin, "shipped").await, 409).await;
+    assert_eq!(problem["allowed"], json!(["paid", "cancelled"]));
+    assert_problem(set(&shop, &order, &shop.admin, "created").await, 409).await;
+    for status in ["paid", "shipped", "delivered"] {
+        set(&shop, &order, &shop.admin, status).await;
+    }
+    let problem = assert_problem(set(&shop, &order, &shop.admin, "cancelled").await, 409).await;
+    assert_eq!(problem["allowed"], json!([]));
+    assert_problem(
+        shop.patch(
+            &format!("/orders/{order}"),
+            &shop.admin,
+            &json!({"status": "lost"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn customers_cancel_their_own_but_cannot_move_orders_forward() {
+    let shop = TestShop::spawn().await;
+    let (_, alice) = shop.customer().await;
+    let (_, bob) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let order = id(&shop.order(&alice, &[(&products[0], 3)]).await);
+
+    assert_problem(set(&shop, &order, &alice, "paid").await, 403).await;
+    assert_problem(set(&shop, &order, &bob, "cancelled").await, 404).await;
+    assert_problem(
+        set(&shop, &order, &shop.staff(Role::Support), "cancelled").await,
+        403,
+    )
+    .await;
+    assert_eq!(set(&shop, &order, &alice, "cancelled").await.status(), 200);
+    assert_eq!(
+        shop.stock(&products[0]).await,
+        10,
+        "cancelling returned the stock"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_paid_order_returns_its_stock_only() {
+    let shop = TestShop::spawn().await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[20]).await;
+    let body = json!([{ "items": [{"product_id": products[0], "quantity": 2}] }, { "items": [{"product_id": products[0], "quantity": 5}] }]);
+    let placed: Vec<Value> = shop
+        .post("/orders", &token, &body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shop.stock(&products[0]).await, 13);
+    set(&shop, &id(&placed[1]), &shop.admin, "paid").await;
+    assert_eq!(
+        set(&shop, &id(&placed[1]), &shop.admin, "cancelled")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        shop.stock(&products[0]).await,
+        18,
+        "the other order of the same request keeps its units"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_version_is_412() {
+    let shop = TestShop::spawn().await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let order = id(&shop.order(&token, &[(&products[0], 1)]).await);
+    let stale = shop
+        .patch(
+            &format!("/orders/{order}"),
+            &shop.admin,
+            &json!({"status": "paid", "version": 7}),
+        )
+        .await;
+    assert_problem(stale, 412).await;
+    let fresh = shop
+        .patch(
+            &format!("/orders/{order}"),
+            &shop.admin,
+            &json!({"status": "paid", "version": 1}),
+        )
+        .await;
+    assert_eq!(fresh.status(), 200);
+}
+
+#[tokio::test]
+async fn a_bulk_change_is_all_or_nothing() {
+    let shop = TestShop::spawn().await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let a = id(&shop.order(&token, &[(&products[0], 1)]).await);
+    let b = id(&shop.order(&token, &[(&products[0], 1)]).await);
+    let body = json!([{"order_id": a, "status": "paid"}, {"order_id": b, "status": "delivered"}]);
+    let problem = assert_problem(shop.patch("/orders", &shop.admin, &body).await, 409).await;
+    assert_eq!(problem["errors"][0]["index"], 1);
+    assert_eq!(
+        shop.count(&shop.orders_db, "orders WHERE status = 'created'")
+            .await,
+        2
+    );
+
+    let body = json!([{"order_id": a, "status": "paid"}, {"order_id": b, "status": "cancelled"}]);
+    let changed: Vec<Value> = shop
+        .patch("/orders", &shop.admin, &body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(changed[0]["status"], "paid");
+    assert_eq!(changed[1]["status"], "cancelled");
+    assert_eq!(shop.stock(&products[0]).await, 9);
+}
