@@ -50,6 +50,7 @@ pub async fn login_throughput(gateway: &str, duration: Duration) -> anyhow::Resu
         gateway,
         "/auth/login",
         &json!({"username": username, "password": "bench-password-1"}),
+        None,
     );
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let report = run_load_with_warmup(target, cores * 4, duration, Duration::ZERO).await?;

@@ -16,9 +16,8 @@ use tokio::net::TcpStream;
 #[derive(Clone)]
 pub struct Target {
     authority: String,
-    paths: Arc<Vec<String>>,
+    requests: Arc<Vec<(String, Option<Bytes>)>>,
     authorization: String,
-    body: Option<Bytes>,
 }
 
 impl Target {
@@ -26,19 +25,32 @@ impl Target {
     pub fn new(base: &str, paths: Vec<String>, token: &str) -> Self {
         Self {
             authority: base.trim_start_matches("http://").to_owned(),
-            paths: Arc::new(paths),
+            requests: Arc::new(paths.into_iter().map(|path| (path, None)).collect()),
             authorization: format!("Bearer {token}"),
-            body: None,
         }
     }
 
-    /// POSTs of `body` to `path` at `base`, without a token.
-    pub fn post(base: &str, path: &str, body: &serde_json::Value) -> Self {
+    /// POSTs of `body` to `path` at `base`, with `token` if any.
+    pub fn post(base: &str, path: &str, body: &serde_json::Value, token: Option<&str>) -> Self {
+        Self::posts(base, path, std::slice::from_ref(body), token)
+    }
+
+    /// POSTs to `path`, cycling through `bodies`.
+    pub fn posts(
+        base: &str,
+        path: &str,
+        bodies: &[serde_json::Value],
+        token: Option<&str>,
+    ) -> Self {
         Self {
             authority: base.trim_start_matches("http://").to_owned(),
-            paths: Arc::new(vec![path.to_owned()]),
-            authorization: String::new(),
-            body: Some(Bytes::from(body.to_string())),
+            requests: Arc::new(
+                bodies
+                    .iter()
+                    .map(|body| (path.to_owned(), Some(Bytes::from(body.to_string()))))
+                    .collect(),
+            ),
+            authorization: token.map(|t| format!("Bearer {t}")).unwrap_or_default(),
         }
     }
 }
@@ -122,9 +134,9 @@ async fn connection(
     tokio::spawn(conn);
     let mut n = worker;
     while Instant::now() < deadline {
-        let path = &target.paths[n % target.paths.len()];
+        let (path, body) = &target.requests[n % target.requests.len()];
         n += 1;
-        let builder = match &target.body {
+        let builder = match body {
             Some(_) => Request::post(path.as_str()).header("content-type", "application/json"),
             None => Request::get(path.as_str()),
         };
@@ -132,7 +144,7 @@ async fn connection(
         if !target.authorization.is_empty() {
             builder = builder.header("authorization", target.authorization.as_str());
         }
-        let request = builder.body(Full::new(target.body.clone().unwrap_or_default()))?;
+        let request = builder.body(Full::new(body.clone().unwrap_or_default()))?;
         let started = Instant::now();
         match sender.send_request(request).await {
             Ok(response) => {

@@ -4,6 +4,7 @@
 
 mod auth_figures;
 mod load;
+mod orders_figures;
 mod server;
 
 use std::time::{Duration, Instant};
@@ -222,6 +223,46 @@ async fn main() -> anyhow::Result<()> {
             name, report.rate, report.p50_ms, report.p99_ms, report.errors
         );
     }
+
+    // Orders: single-item orders through the gateway, then one request of 1000.
+    let bench_products = orders_figures::stocked_products(&gateway, &admin, 50).await?;
+    let buyer = orders_figures::customer(&gateway).await?;
+    for (name, products) in [
+        (
+            "POST /orders, one item of 50 products, via gateway",
+            &bench_products[..],
+        ),
+        (
+            "POST /orders, one item, all the same product, via gateway",
+            &bench_products[..1],
+        ),
+    ] {
+        let report = orders_figures::single_item_orders(
+            &gateway,
+            &buyer,
+            products,
+            args.connections,
+            duration,
+        )
+        .await?;
+        println!(
+            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+            name, report.rate, report.p50_ms, report.p99_ms, report.errors
+        );
+    }
+    let mut thousand = Vec::new();
+    for _ in 0..5 {
+        thousand.push(orders_figures::thousand_orders(&gateway, &buyer, &bench_products).await?);
+    }
+    thousand.sort_by(f64::total_cmp);
+    println!(
+        "POST /orders with 1000 orders via gateway: median {:.0} ms, worst {:.0} ms (5 requests)",
+        thousand[2], thousand[4]
+    );
+    let (checked, sold, unbalanced) = orders_figures::oversell_check(&bench_products).await?;
+    println!(
+        "oversell check: {checked} products, {sold} units sold, {unbalanced} whose stock + sold differs from what was put in"
+    );
 
     // Auth: tokens from the real auth service from here on.
     let (warm, cold) = auth_figures::verification_cost().await?;

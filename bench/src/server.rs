@@ -24,6 +24,7 @@ const GATEWAY_PORT: u16 = 18080;
 const USERS_PORT: u16 = 18082;
 const AUTH_PORT: u16 = 18081;
 const PRODUCTS_PORT: u16 = 18083;
+const ORDERS_PORT: u16 = 18084;
 /// The admin the bench logs in as.
 pub const ADMIN: &str = "bench-admin";
 /// Its password.
@@ -40,12 +41,14 @@ impl Server {
         let database = "postgres://postgres@127.0.0.1:5432/shop_bench_users";
         let auth_database = "postgres://postgres@127.0.0.1:5432/shop_bench_auth";
         let products_database = "postgres://postgres@127.0.0.1:5432/shop_bench_products";
+        let orders_database = "postgres://postgres@127.0.0.1:5432/shop_bench_orders";
         reset_database().await?;
         let migrate = Command::new(shop)
             .arg("migrate")
             .env("SHOP_USERS_DATABASE_URL", database)
             .env("SHOP_AUTH_DATABASE_URL", auth_database)
             .env("SHOP_PRODUCTS_DATABASE_URL", products_database)
+            .env("SHOP_ORDERS_DATABASE_URL", orders_database)
             .stdout(Stdio::null())
             .status()
             .await?;
@@ -85,6 +88,8 @@ impl Server {
             .env("SHOP_AUTH_DATABASE_URL", auth_database)
             .env("SHOP_PRODUCTS_DATABASE_URL", products_database)
             .env("SHOP_PRODUCTS_PORT", PRODUCTS_PORT.to_string())
+            .env("SHOP_ORDERS_DATABASE_URL", orders_database)
+            .env("SHOP_ORDERS_PORT", ORDERS_PORT.to_string())
             .env("SHOP_GATEWAY_PORT", GATEWAY_PORT.to_string())
             .env("SHOP_USERS_PORT", USERS_PORT.to_string())
             .env("SHOP_AUTH_PORT", AUTH_PORT.to_string())
@@ -182,7 +187,12 @@ async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
 }
 
 async fn reset_database() -> anyhow::Result<()> {
-    for database in ["shop_bench_users", "shop_bench_auth", "shop_bench_products"] {
+    for database in [
+        "shop_bench_users",
+        "shop_bench_auth",
+        "shop_bench_products",
+        "shop_bench_orders",
+    ] {
         psql(
             "postgres",
             &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),

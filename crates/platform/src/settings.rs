@@ -29,7 +29,7 @@ pub struct CommonArgs {
     pub database_url: SecretString,
 
     /// Connections in each service's database pool.
-    #[arg(long, env = "SHOP_DATABASE_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "SHOP_DATABASE_POOL_SIZE", default_value_t = 8)]
     pub database_pool_size: u32,
 
     /// Redis, for caches, rate limits and token revocations.

@@ -57,17 +57,20 @@ impl Products {
         self.peer.json(response).await
     }
 
-    /// The order exists: the hold stays.
-    pub async fn confirm(&self, reservation_id: Uuid) -> Result<(), ApiError> {
-        let path = format!("/internal/reservations/{reservation_id}/confirm");
-        let response = self
-            .peer
-            .send(self.peer.request(Method::POST, &path))
-            .await?;
-        match response.status() {
-            StatusCode::NO_CONTENT => Ok(()),
-            _ => Err(self.peer.problem(response).await),
+    /// The orders exist: their holds stay. Answers the reservations that had
+    /// been released meanwhile and so could not be confirmed.
+    pub async fn confirm(&self, reservation_ids: &[Uuid]) -> Result<Vec<Uuid>, ApiError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            released: Vec<Uuid>,
         }
+        let request = self
+            .peer
+            .request(Method::POST, "/internal/reservations/confirmations")
+            .json(&json!({ "reservation_ids": reservation_ids }));
+        let response = self.peer.send(request).await?;
+        let answer: Answer = self.peer.json(response).await?;
+        Ok(answer.released)
     }
 
     /// Gives units back: all of the reservation, or (with a part) those lines once.

@@ -1,15 +1,16 @@
 //! Stock confirmations and releases, written in the transaction that needs
-//! them and handed to the products service right after commit; whatever did
-//! not get through is retried with backoff by every replica (rows claimed
-//! with `FOR UPDATE SKIP LOCKED`), so a cancelled order always gets its stock
-//! back and a placed order always keeps it.
+//! them and handed to the products service after commit: releases at once,
+//! confirmations in batches (one call for many orders) by a worker woken on
+//! commit. Whatever does not get through is retried with backoff by every
+//! replica (rows claimed with `FOR UPDATE SKIP LOCKED`), so a cancelled order
+//! always gets its stock back and a placed order always keeps it.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -77,7 +78,12 @@ pub async fn record<C: ConnectionTrait>(db: &C, rows: &[settlement::Model]) -> R
 
 async fn hand_over(products: &Products, row: &settlement::Model) -> Result<(), platform::ApiError> {
     match row.kind.as_str() {
-        "confirm" => products.confirm(row.reservation_id).await,
+        "confirm" => products
+            .confirm(&[row.reservation_id])
+            .await
+            .map(|released| {
+                lost_holds(&released);
+            }),
         _ => {
             let lines: Vec<Line> = row
                 .items
@@ -88,6 +94,28 @@ async fn hand_over(products: &Products, row: &settlement::Model) -> Result<(), p
             products.release(row.reservation_id, part).await
         }
     }
+}
+
+/// Puts a failed settlement off, longer after each failure.
+async fn defer<C: ConnectionTrait>(
+    db: &C,
+    row: &settlement::Model,
+    error: &str,
+) -> Result<(), DbErr> {
+    let backoff = (1i64 << row.attempts.clamp(0, 8)).min(300);
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE stock_settlements SET attempts = attempts + 1, last_error = $2,
+                next_attempt_at = now() + make_interval(secs => $3)
+          WHERE settlement_id = $1",
+        [
+            row.settlement_id.into(),
+            error.into(),
+            (backoff as f64).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Hands `rows` over now (right after their commit); what fails stays for the retrier.
@@ -124,10 +152,23 @@ pub async fn retry(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = wake.notified() => {}
+            _ = wake.notified() => {
+                // Let a burst of commits gather into one batch.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
+}
+
+/// Orders whose stock was released before they were confirmed. It cannot
+/// happen while the confirmer runs (holds last minutes, confirmations take
+/// milliseconds); if it does, it must be seen.
+fn lost_holds(released: &[Uuid]) {
+    for reservation_id in released {
+        tracing::error!(%reservation_id, "a placed order's stock hold lapsed before it was confirmed");
+    }
+    metrics::counter!("orders_lost_holds_total").increment(released.len() as u64);
 }
 
 async fn retry_once(db: &DatabaseConnection, products: &Products) -> Result<usize, DbErr> {
@@ -136,12 +177,33 @@ async fn retry_once(db: &DatabaseConnection, products: &Products) -> Result<usiz
         .from_raw_sql(Statement::from_string(
             DbBackend::Postgres,
             "SELECT * FROM stock_settlements WHERE next_attempt_at <= now()
-             ORDER BY next_attempt_at LIMIT 50 FOR UPDATE SKIP LOCKED",
+             ORDER BY next_attempt_at LIMIT 500 FOR UPDATE SKIP LOCKED",
         ))
         .all(&txn)
         .await?;
+    let (confirms, others): (Vec<_>, Vec<_>) = rows.iter().partition(|row| row.kind == "confirm");
     let mut settled = 0;
-    for row in &rows {
+    if !confirms.is_empty() {
+        // Every confirmation due goes in one call.
+        let ids: Vec<Uuid> = confirms.iter().map(|row| row.reservation_id).collect();
+        match products.confirm(&ids).await {
+            Ok(released) => {
+                lost_holds(&released);
+                let done: Vec<Uuid> = confirms.iter().map(|row| row.settlement_id).collect();
+                settlement::Entity::delete_many()
+                    .filter(settlement::Column::SettlementId.is_in(done))
+                    .exec(&txn)
+                    .await?;
+                settled += confirms.len();
+            }
+            Err(err) => {
+                for row in &confirms {
+                    defer(&txn, row, &err.to_string()).await?;
+                }
+            }
+        }
+    }
+    for row in others {
         match hand_over(products, row).await {
             Ok(()) => {
                 settlement::Entity::delete_by_id(row.settlement_id)

@@ -96,6 +96,30 @@ pub async fn confirm(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /internal/reservations/confirmations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmations {
+    /// Reservations whose orders now exist.
+    pub reservation_ids: Vec<Uuid>,
+}
+
+/// Confirms many reservations at once; answers those that were released meanwhile.
+pub async fn confirm_many(
+    State(state): State<AppState>,
+    _: InternalCaller,
+    Json(body): Json<Confirmations>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if body.reservation_ids.is_empty() || body.reservation_ids.len() > 10_000 {
+        return Err(ApiError::invalid(
+            "reservation_ids",
+            "must name 1 to 10000 reservations",
+        ));
+    }
+    let released = stock::confirm_many(&state.db, &body.reservation_ids).await?;
+    Ok(Json(serde_json::json!({ "released": released })))
+}
+
 /// `POST /internal/reservations/{id}/release` with a body: release only these
 /// lines, once per `release_id`.
 #[derive(Debug, Deserialize)]

@@ -134,6 +134,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let internal = Router::new()
         .route("/internal/reservations", post(internal::reserve))
+        .route(
+            "/internal/reservations/confirmations",
+            post(internal::confirm_many),
+        )
         .route("/internal/reservations/{id}", get(internal::get))
         .route(
             "/internal/reservations/{id}/confirm",

@@ -311,6 +311,34 @@ pub async fn confirm(db: &DatabaseConnection, id: Uuid) -> Result<(), ApiError> 
     }
 }
 
+/// Confirms many held reservations at once; returns those that could not be
+/// confirmed because they were released meanwhile (lapsed or cancelled).
+#[tracing::instrument(skip_all, fields(count = ids.len()))]
+pub async fn confirm_many(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<Uuid>, ApiError> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH wanted AS (SELECT unnest($1::uuid[]) AS reservation_id),
+                  confirmed AS (
+                      UPDATE reservations r SET status = 'confirmed', updated_at = now()
+                        FROM wanted w
+                       WHERE r.reservation_id = w.reservation_id AND r.status = 'held'
+                      RETURNING r.reservation_id)
+             SELECT w.reservation_id FROM wanted w
+               LEFT JOIN reservations r USING (reservation_id)
+              WHERE r.status IS DISTINCT FROM 'confirmed'
+                AND w.reservation_id NOT IN (SELECT reservation_id FROM confirmed)",
+            [ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            row.try_get::<Uuid>("", "reservation_id")
+                .map_err(ApiError::from)
+        })
+        .collect()
+}
+
 /// Gives a reservation's units back to stock; releasing twice is fine.
 #[tracing::instrument(skip(db, outbox))]
 pub async fn release(

@@ -294,6 +294,17 @@ impl TestShop {
         orders[0].clone()
     }
 
+    /// Waits (up to 5 s) until `SELECT count(*) FROM <from>` is `expected`.
+    pub async fn eventually(&self, db: &TestDatabase, from: &str, expected: i64) {
+        for _ in 0..100 {
+            if self.count(db, from).await == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(self.count(db, from).await, expected, "{from}");
+    }
+
     pub async fn count(&self, db: &TestDatabase, from: &str) -> i64 {
         let mut conn = sqlx::PgConnection::connect(db.url.expose_secret())
             .await

@@ -1,0 +1,187 @@
+//! Orders figures: single-item orders through the gateway, a 1000-order
+//! request, and an oversell check over everything sold.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::process::Command;
+use uuid::Uuid;
+
+use crate::load::{Report, Target, run_load_with_warmup};
+
+const STOCK: i64 = 1_000_000;
+
+/// Products the order scenarios buy from, each with plenty of stock.
+pub async fn stocked_products(
+    gateway: &str,
+    admin: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let http = reqwest::Client::new();
+    let items: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "sku": format!("BENCH-{}", Uuid::now_v7().simple()),
+                "name": format!("Bench Item {i}"),
+                "description": "Bought by the benchmark.",
+                "price_cents": 1999,
+                "currency": "EUR",
+                "stock": STOCK,
+                "category": "bench"
+            })
+        })
+        .collect();
+    let created: Vec<Value> = http
+        .post(format!("{gateway}/products"))
+        .bearer_auth(admin)
+        .json(&items)
+        .send()
+        .await?
+        .json()
+        .await?;
+    created
+        .iter()
+        .map(|p| {
+            p["product_id"]
+                .as_str()
+                .map(str::to_owned)
+                .context("a product id")
+        })
+        .collect()
+}
+
+/// A registered customer's access token.
+pub async fn customer(gateway: &str) -> anyhow::Result<String> {
+    let username = format!("buyer{}", &Uuid::now_v7().simple().to_string()[20..]);
+    let registered: Value = reqwest::Client::new()
+        .post(format!("{gateway}/auth/register"))
+        .json(&json!({
+            "username": username,
+            "password": "bench-password-1",
+            "email": format!("{username}@example.com"),
+            "name": "Bench Buyer"
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    registered["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("registering a customer: {registered}"))
+}
+
+fn address() -> Value {
+    json!({"line1": "1 Bench Road", "city": "Leeds", "postal_code": "LS1", "country": "GB"})
+}
+
+/// Single-item orders through the gateway for `duration`, spread over `products`.
+pub async fn single_item_orders(
+    gateway: &str,
+    token: &str,
+    products: &[String],
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Report> {
+    let bodies: Vec<Value> = products
+        .iter()
+        .map(|product| json!([{ "items": [{"product_id": product, "quantity": 1}], "shipping_address": address() }]))
+        .collect();
+    let target = Target::posts(gateway, "/orders", &bodies, Some(token));
+    run_load_with_warmup(target, connections, duration, Duration::from_secs(1)).await
+}
+
+/// Milliseconds for one `POST /orders` carrying 1000 orders.
+pub async fn thousand_orders(
+    gateway: &str,
+    token: &str,
+    products: &[String],
+) -> anyhow::Result<f64> {
+    let orders: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({
+                "items": [{"product_id": products[i % products.len()], "quantity": 1}],
+                "shipping_address": address()
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{gateway}/orders"))
+        .bearer_auth(token)
+        .json(&orders)
+        .send()
+        .await?;
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(
+        response.status() == 201,
+        "POST /orders x1000 answered {}",
+        response.status()
+    );
+    Ok(elapsed)
+}
+
+async fn psql_rows(database: &str, sql: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    let output = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-AtF",
+            "|",
+            "-c",
+            sql,
+        ])
+        .output()
+        .await?;
+    anyhow::ensure!(output.status.success(), "psql failed: {sql}");
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once('|')?;
+            Some((key.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect())
+}
+
+/// For every bench product: stock now plus units sold equals what was put in.
+/// Returns (products checked, units sold, products whose books do not balance).
+pub async fn oversell_check(products: &[String]) -> anyhow::Result<(usize, i64, usize)> {
+    // Let the last confirmations land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let list = products
+        .iter()
+        .map(|p| format!("'{p}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let stock = psql_rows(
+        "shop_bench_products",
+        &format!("SELECT product_id, stock FROM products WHERE product_id IN ({list})"),
+    )
+    .await?;
+    let sold = psql_rows(
+        "shop_bench_orders",
+        &format!(
+            "SELECT i.product_id, sum(i.quantity) FROM order_items i JOIN orders o USING (order_id)
+              WHERE o.status <> 'cancelled' AND i.product_id IN ({list}) GROUP BY 1"
+        ),
+    )
+    .await?;
+    let mut unbalanced = 0;
+    let mut total_sold = 0;
+    for (product, left) in &stock {
+        let sold = sold
+            .iter()
+            .find(|(p, _)| p == product)
+            .map_or(0, |(_, n)| *n);
+        total_sold += sold;
+        if left + sold != STOCK {
+            unbalanced += 1;
+        }
+    }
+    Ok((stock.len(), total_sold, unbalanced))
+}
