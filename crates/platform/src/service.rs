@@ -40,6 +40,17 @@ pub struct Infra {
 }
 
 impl Infra {
+    /// `subscription` as this deployment runs it.
+    pub fn consumer(
+        &self,
+        subscription: crate::consumer::Subscription,
+    ) -> crate::consumer::Consumer {
+        crate::consumer::Consumer {
+            subscription,
+            namespace: self.settings.queue_namespace.clone(),
+        }
+    }
+
     /// The name of the service's database: unique per deployment, so it
     /// namespaces anything the deployment keeps in shared Redis.
     pub fn database_name(&self) -> String {

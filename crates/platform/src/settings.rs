@@ -77,6 +77,11 @@ pub struct CommonArgs {
     #[arg(long, env = "SHOP_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
 
+    /// Prefix of every queue this deployment consumes from, to keep two
+    /// deployments on one RabbitMQ apart (empty in the usual case).
+    #[arg(long, env = "SHOP_QUEUE_NAMESPACE", default_value = "")]
+    pub queue_namespace: String,
+
     /// Log format: `json` (one object per line) or `text`.
     #[arg(long, env = "SHOP_LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
@@ -135,6 +140,8 @@ pub struct ServiceSettings {
     pub request_timeout: Duration,
     /// CORS origins (`*` for any).
     pub cors_origins: Vec<String>,
+    /// Prefix of the queues this service consumes from.
+    pub queue_namespace: String,
 }
 
 /// Reading settings failed; the message says which and how to fix it.
@@ -211,6 +218,7 @@ impl CommonArgs {
                 .map(|origin| origin.trim().to_owned())
                 .filter(|origin| !origin.is_empty())
                 .collect(),
+            queue_namespace: self.queue_namespace.clone(),
         })
     }
 

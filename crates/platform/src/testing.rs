@@ -187,3 +187,26 @@ impl TcpProxy {
         self.cut.cancel();
     }
 }
+
+/// Settings for a service under test: its own database, the local Redis and
+/// RabbitMQ, queues namespaced by the database so parallel tests never share
+/// them, and tokens checked against `auth` (a [`crate::auth::TestIssuer`]'s).
+pub fn service_settings(
+    name: &'static str,
+    db: &TestDatabase,
+    auth: crate::settings::AuthSettings,
+) -> crate::settings::ServiceSettings {
+    crate::settings::ServiceSettings {
+        name,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: db.url.clone(),
+        database_pool_size: 4,
+        redis_url: "redis://127.0.0.1:6379".into(),
+        amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+        internal_token: SecretString::from("test-internal-token"),
+        auth,
+        request_timeout: std::time::Duration::from_secs(30),
+        cors_origins: vec!["*".into()],
+        queue_namespace: format!("{}.", db.name),
+    }
+}

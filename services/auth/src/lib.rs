@@ -3,6 +3,7 @@
 //!
 //! Routes live in [`http`], rules in [`domain`] and [`rules`], SQL in [`store`].
 
+pub mod deletions;
 pub mod domain;
 pub mod entity;
 pub mod http;
@@ -208,8 +209,19 @@ pub async fn run_on(
             }
         },
     ));
+    let consumer = tokio::spawn(platform::consumer::consume(
+        infra.broker.clone(),
+        infra.consumer(deletions::SUBSCRIPTION),
+        Arc::new(deletions::UserDeleted {
+            db: infra.db.clone(),
+            redis: infra.redis.clone(),
+            verifier: infra.verifier.clone(),
+        }),
+        shutdown.clone(),
+    ));
     let (api, openapi) = router(state);
     let served = infra.serve(api, openapi, listener, shutdown).await;
+    consumer.await.ok();
     purge.await.ok();
     reload.await.ok();
     served

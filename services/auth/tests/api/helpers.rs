@@ -60,20 +60,13 @@ impl Write for LogWriter {
 }
 
 fn service_settings(name: &'static str, db: &TestDatabase, auth_base: &str) -> ServiceSettings {
+    let auth = AuthSettings {
+        jwks_url: format!("{auth_base}/auth/jwks"),
+        ..AuthSettings::default()
+    };
     ServiceSettings {
-        name,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: db.url.clone(),
-        database_pool_size: 4,
-        redis_url: "redis://127.0.0.1:6379".into(),
-        amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
         internal_token: SecretString::from("auth-tests-internal"),
-        auth: AuthSettings {
-            jwks_url: format!("{auth_base}/auth/jwks"),
-            ..AuthSettings::default()
-        },
-        request_timeout: Duration::from_secs(10),
-        cors_origins: vec!["*".into()],
+        ..platform::testing::service_settings(name, db, auth)
     }
 }
 

@@ -192,3 +192,40 @@ async fn deleting_a_user_stops_its_tokens() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn deleting_a_user_removes_the_login_through_the_event() {
+    let app = TestAuth::spawn().await;
+    let admin = app.admin_token().await;
+    let username = unique("leaving");
+    let registered = app.register(&username, "password-1").await;
+    let id = registered["user"]["user_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let deleted = app
+        .http
+        .delete(format!("{}/users/{id}", app.users_base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(deleted.status(), 204);
+
+    let logins = &format!("user_auth WHERE user_id = '{id}'");
+    within(Duration::from_secs(10), async || {
+        app.count(&app.auth_db, logins).await == 0
+    })
+    .await;
+    assert_eq!(
+        app.count(
+            &app.auth_db,
+            &format!("refresh_tokens WHERE user_id = '{id}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(app.count(&app.auth_db, "inbox").await, 1, "processed once");
+    assert_problem(app.login(&username, "password-1").await, 401).await;
+}

@@ -10,7 +10,6 @@ use axum::Router;
 use axum::extract::Request;
 use platform::auth::{Role, TestIssuer};
 use platform::testing::TestDatabase;
-use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -83,18 +82,7 @@ impl TestGateway {
             .expect("db");
         let users_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let users_base = format!("http://{}", users_listener.local_addr().expect("addr"));
-        let settings = platform::settings::ServiceSettings {
-            name: "users",
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: db.url.clone(),
-            database_pool_size: 3,
-            redis_url: "redis://127.0.0.1:6379".into(),
-            amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            internal_token: SecretString::from("test"),
-            auth: issuer.settings.clone(),
-            request_timeout: Duration::from_secs(10),
-            cors_origins: vec!["*".into()],
-        };
+        let settings = platform::testing::service_settings("users", &db, issuer.settings.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move { users::run_on(users_listener, settings, stop).await });
 

@@ -58,16 +58,10 @@ fn settings(
     amqp: &str,
 ) -> ServiceSettings {
     ServiceSettings {
-        name,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: db.url.clone(),
-        database_pool_size: 8,
-        redis_url: "redis://127.0.0.1:6379".into(),
         amqp_url: SecretString::from(amqp.to_owned()),
         internal_token: SecretString::from(INTERNAL),
-        auth: issuer.settings.clone(),
-        request_timeout: Duration::from_secs(30),
-        cors_origins: vec!["*".into()],
+        database_pool_size: 8,
+        ..platform::testing::service_settings(name, db, issuer.settings.clone())
     }
 }
 

@@ -58,16 +58,10 @@ impl TestApp {
         };
         let settings = products::Settings {
             service: ServiceSettings {
-                name: "products",
-                listen: "127.0.0.1:0".parse().expect("addr"),
-                database_url: db.url.clone(),
-                database_pool_size: 8,
                 redis_url,
-                amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
                 internal_token: SecretString::from(INTERNAL),
-                auth: issuer.settings.clone(),
-                request_timeout: Duration::from_secs(20),
-                cors_origins: vec!["*".into()],
+                database_pool_size: 8,
+                ..platform::testing::service_settings("products", &db, issuer.settings.clone())
             },
             products: products::ProductsArgs {
                 reservation_ttl_secs: options.reservation_ttl_secs.unwrap_or(300),

@@ -6,7 +6,6 @@ use std::time::Duration;
 use platform::auth::{Role, TestIssuer};
 use platform::settings::ServiceSettings;
 use platform::testing::TestDatabase;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -29,18 +28,7 @@ impl Drop for TestApp {
 }
 
 pub fn settings(db: &TestDatabase, issuer: &TestIssuer) -> ServiceSettings {
-    ServiceSettings {
-        name: "users",
-        listen: "127.0.0.1:0".parse().expect("a valid address"),
-        database_url: db.url.clone(),
-        database_pool_size: 5,
-        redis_url: "redis://127.0.0.1:6379".into(),
-        amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
-        internal_token: SecretString::from("test-internal-token"),
-        auth: issuer.settings.clone(),
-        request_timeout: Duration::from_secs(10),
-        cors_origins: vec!["*".into()],
-    }
+    platform::testing::service_settings("users", db, issuer.settings.clone())
 }
 
 impl TestApp {

@@ -1,0 +1,337 @@
+//! Consuming events from RabbitMQ: a durable queue per consumer bound to the
+//! `shop.events` topics it wants, acknowledgement only after the handler's
+//! effects are committed, retries with growing delays through a retry queue,
+//! the dead letter queue `shop.events.dlq` after the last attempt, and
+//! reconnection whenever the broker goes away. Handlers deduplicate by event
+//! id with [`crate::inbox`], so redelivery changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::Envelope;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, BrokerError, declare_exchange};
+
+/// Where messages go after their last attempt.
+pub const DEAD_LETTERS: &str = "shop.events.dlq";
+const ATTEMPTS: &str = "x-attempts";
+const ORIGINAL_QUEUE: &str = "x-original-queue";
+const LAST_ERROR: &str = "x-last-error";
+
+/// What a consumer listens to and how it treats failures.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// The consumer's name; its queue is `<name>.events`.
+    pub name: &'static str,
+    /// Event types (routing keys) it receives.
+    pub events: &'static [&'static str],
+    /// One consumer at a time across all replicas (RabbitMQ single active consumer).
+    pub single_active: bool,
+    /// Messages in flight per consumer.
+    pub prefetch: u16,
+    /// Attempts before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// Delay before the first retry; each further retry waits twice as long.
+    pub first_retry: Duration,
+}
+
+/// A subscription as one deployment runs it: its queues carry the deployment's namespace.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    /// What it listens to.
+    pub subscription: Subscription,
+    /// The queue prefix of the deployment (usually empty).
+    pub namespace: String,
+}
+
+impl Consumer {
+    /// The consumer's queue.
+    pub fn queue(&self) -> String {
+        format!("{}{}.events", self.namespace, self.subscription.name)
+    }
+
+    fn retry_queue(&self) -> String {
+        format!("{}.retry", self.queue())
+    }
+}
+
+impl Subscription {
+    fn delay(&self, attempt: u32) -> Duration {
+        self.first_retry * 2u32.saturating_pow(attempt.saturating_sub(1).min(16))
+    }
+}
+
+/// Handles one event; an error asks for a retry.
+pub trait Handler: Send + Sync + 'static {
+    /// Processes `envelope`, committing its effects before returning `Ok`.
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+fn attempts_of(properties: &BasicProperties) -> u32 {
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(ATTEMPTS).cloned())
+        .and_then(|value| match value {
+            AMQPValue::LongInt(n) => u32::try_from(n).ok(),
+            AMQPValue::LongLongInt(n) => u32::try_from(n).ok(),
+            AMQPValue::LongUInt(n) => Some(n),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn header_text(properties: &BasicProperties, name: &str) -> Option<String> {
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(name).cloned())
+        .and_then(|value| match value {
+            AMQPValue::LongString(text) => {
+                Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+            }
+            AMQPValue::ShortString(text) => Some(text.as_str().to_owned()),
+            _ => None,
+        })
+}
+
+async fn publish_confirmed(
+    channel: &Channel,
+    routing_key: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<(), BrokerError> {
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            payload,
+            properties.with_delivery_mode(2),
+        )
+        .await?
+        .await?;
+    match confirm {
+        Confirmation::Ack(_) => Ok(()),
+        other => Err(BrokerError::Unreachable(format!(
+            "not confirmed: {other:?}"
+        ))),
+    }
+}
+
+/// Declares the consumer's queue, its retry queue and the dead letter queue.
+async fn declare(channel: &Channel, consumer: &Consumer) -> Result<(), BrokerError> {
+    let subscription = &consumer.subscription;
+    declare_exchange(channel).await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let mut arguments = FieldTable::default();
+    if subscription.single_active {
+        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    }
+    channel
+        .queue_declare(consumer.queue().as_str().into(), durable, arguments)
+        .await?;
+    for event in subscription.events {
+        channel
+            .queue_bind(
+                consumer.queue().as_str().into(),
+                events::EXCHANGE.into(),
+                (*event).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    // Retries wait out their expiration here, then dead-letter back to the queue.
+    let mut retry = FieldTable::default();
+    retry.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    retry.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(consumer.queue().into()),
+    );
+    channel
+        .queue_declare(consumer.retry_queue().as_str().into(), durable, retry)
+        .await?;
+    channel
+        .queue_declare(DEAD_LETTERS.into(), durable, FieldTable::default())
+        .await?;
+    Ok(())
+}
+
+/// Consumes until `shutdown`, reconnecting after any broker failure. The
+/// message in hand when shutdown comes is finished first.
+pub async fn consume(
+    broker: Arc<Broker>,
+    consumer: Consumer,
+    handler: Arc<dyn Handler>,
+    shutdown: CancellationToken,
+) {
+    let subscription = &consumer.subscription;
+    let mut failures = 0u32;
+    loop {
+        match session(&broker, &consumer, handler.as_ref(), &shutdown).await {
+            Ok(()) if shutdown.is_cancelled() => return,
+            Ok(()) => failures = 0,
+            Err(err) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(consumer = subscription.name, %err, "event consumer lost the broker; reconnecting");
+                }
+            }
+        }
+        let pause = Duration::from_millis(200 * u64::from(failures.min(25)));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+async fn session(
+    broker: &Broker,
+    consumer: &Consumer,
+    handler: &dyn Handler,
+    shutdown: &CancellationToken,
+) -> Result<(), BrokerError> {
+    let subscription = &consumer.subscription;
+    let connection = broker.connect().await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(subscription.prefetch.max(1), BasicQosOptions::default())
+        .await?;
+    declare(&channel, consumer).await?;
+    let publisher = connection.create_channel().await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut deliveries = channel
+        .basic_consume(
+            consumer.queue().as_str().into(),
+            format!("{}-{}", subscription.name, uuid::Uuid::now_v7())
+                .as_str()
+                .into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(consumer = subscription.name, queue = %consumer.queue(), "consuming events");
+    let result = loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            next = deliveries.next() => next,
+        };
+        let Some(delivery) = delivery else {
+            break Err(BrokerError::Unreachable("the delivery stream ended".into()));
+        };
+        let delivery = delivery?;
+        let attempts = attempts_of(&delivery.properties) + 1;
+        let outcome = match serde_json::from_slice::<Envelope>(&delivery.data) {
+            Ok(envelope) => handler
+                .handle(&envelope)
+                .await
+                .map_err(|err| format!("{err:#}")),
+            // A message that is not an event never will be: no point retrying it.
+            Err(err) => Err(format!("not an event envelope: {err}")),
+        };
+        if let Err(error) = outcome {
+            let poison = !serde_json::from_slice::<serde_json::Value>(&delivery.data)
+                .is_ok_and(|v| v.get("id").is_some());
+            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+            headers.insert(ATTEMPTS.into(), AMQPValue::LongInt(attempts as i32));
+            headers.insert(
+                ORIGINAL_QUEUE.into(),
+                AMQPValue::LongString(consumer.queue().into()),
+            );
+            headers.insert(
+                LAST_ERROR.into(),
+                AMQPValue::LongString(LongString::from(error.clone())),
+            );
+            let properties = delivery.properties.clone().with_headers(headers);
+            if poison || attempts >= subscription.max_attempts {
+                tracing::error!(consumer = subscription.name, attempts, %error, "event dead-lettered");
+                metrics::counter!("events_dead_lettered_total", "consumer" => subscription.name)
+                    .increment(1);
+                publish_confirmed(&publisher, DEAD_LETTERS, &delivery.data, properties).await?;
+            } else {
+                let delay = subscription.delay(attempts);
+                tracing::warn!(consumer = subscription.name, attempts, ?delay, %error, "event failed; will retry");
+                let expiration = ShortString::from(delay.as_millis().to_string());
+                publish_confirmed(
+                    &publisher,
+                    &consumer.retry_queue(),
+                    &delivery.data,
+                    properties.with_expiration(expiration),
+                )
+                .await?;
+            }
+        } else {
+            metrics::counter!("events_consumed_total", "consumer" => subscription.name)
+                .increment(1);
+        }
+        // Acknowledged only now: after the effects committed, or after the
+        // message is safely in the retry or dead letter queue.
+        delivery.ack(BasicAckOptions::default()).await?;
+    };
+    connection.close(200, "bye".into()).await.ok();
+    result
+}
+
+/// Moves every dead-lettered message back to the queue it came from, with a
+/// fresh count of attempts. Returns how many were replayed.
+pub async fn replay_dead_letters(broker: &Broker) -> Result<usize, BrokerError> {
+    let connection = broker.connect().await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .queue_declare(
+            DEAD_LETTERS.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let mut replayed = 0;
+    while let Some(message) = channel
+        .basic_get(DEAD_LETTERS.into(), BasicGetOptions::default())
+        .await?
+    {
+        let delivery = message.delivery;
+        let Some(queue) = header_text(&delivery.properties, ORIGINAL_QUEUE) else {
+            tracing::warn!("a dead letter names no queue; left in place");
+            delivery
+                .nack(lapin::options::BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await?;
+            break;
+        };
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(ATTEMPTS.into(), AMQPValue::LongInt(0));
+        let properties = delivery.properties.clone().with_headers(headers);
+        publish_confirmed(&channel, &queue, &delivery.data, properties).await?;
+        delivery.ack(BasicAckOptions::default()).await?;
+        replayed += 1;
+    }
+    connection.close(200, "bye".into()).await.ok();
+    Ok(replayed)
+}
