@@ -125,3 +125,11 @@ pub async fn seed(common: &CommonArgs, count: usize) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `shop events replay-dlq`.
+pub async fn replay_dead_letters(common: &CommonArgs) -> anyhow::Result<()> {
+    let broker = platform::broker::Broker::new(common.amqp_url.clone());
+    let replayed = platform::consumer::replay_dead_letters(&broker).await?;
+    println!("replayed {replayed} dead-lettered events");
+    Ok(())
+}

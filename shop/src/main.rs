@@ -33,6 +33,8 @@ struct Cli {
     auth: auth::AuthArgs,
     #[command(flatten)]
     products: products::ProductsArgs,
+    #[command(flatten)]
+    notifications: notifications::NotificationsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +64,9 @@ enum Command {
     /// Auth service maintenance.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Event plumbing.
+    #[command(subcommand)]
+    Events(EventsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +86,13 @@ enum AdminCommand {
         #[arg(long)]
         name: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Move every message in the dead letter queue (`shop.events.dlq`) back
+    /// to the queue it came from, for another round of attempts.
+    ReplayDlq,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +116,8 @@ pub enum Service {
     Products,
     /// Orders and purchase history.
     Orders,
+    /// Mail on events.
+    Notifications,
 }
 
 impl Service {
@@ -132,7 +146,15 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve { service } => {
-                serve::serve(cli.common, cli.auth, cli.products, service).await
+                let own = serve::ServiceArgs {
+                    auth: cli.auth,
+                    products: cli.products,
+                    notifications: cli.notifications,
+                };
+                serve::serve(cli.common, own, service).await
+            }
+            Command::Events(EventsCommand::ReplayDlq) => {
+                admin::replay_dead_letters(&cli.common).await
             }
             Command::Seed { products } => admin::seed(&cli.common, products).await,
             Command::Migrate { service } => serve::migrate(cli.common, service).await,

@@ -6,11 +6,21 @@ use tokio::task::JoinSet;
 
 use crate::Service;
 
+/// Each service's own settings.
+#[derive(Debug, Clone)]
+pub struct ServiceArgs {
+    /// Auth's.
+    pub auth: auth::AuthArgs,
+    /// Products'.
+    pub products: products::ProductsArgs,
+    /// Notifications'.
+    pub notifications: notifications::NotificationsArgs,
+}
+
 /// Runs the named service, or all of them with the gateway, until SIGTERM or Ctrl-C.
 pub async fn serve(
     mut common: CommonArgs,
-    auth_args: auth::AuthArgs,
-    products_args: products::ProductsArgs,
+    own: ServiceArgs,
     only: Option<Service>,
 ) -> anyhow::Result<()> {
     let shutdown = platform::shutdown::on_signal();
@@ -30,6 +40,7 @@ pub async fn serve(
                 Service::Auth,
                 Service::Products,
                 Service::Orders,
+                Service::Notifications,
                 Service::Gateway,
             ]
         }
@@ -49,7 +60,7 @@ pub async fn serve(
             Service::Auth => {
                 let settings = auth::Settings {
                     service: common.service(auth::NAME)?,
-                    auth: auth_args.clone(),
+                    auth: own.auth.clone(),
                     users_url: common.upstream_url(users::NAME),
                 };
                 tasks.spawn(async move { ("auth", auth::run(settings, stop).await) });
@@ -57,7 +68,7 @@ pub async fn serve(
             Service::Products => {
                 let settings = products::Settings {
                     service: common.service(products::NAME)?,
-                    products: products_args.clone(),
+                    products: own.products.clone(),
                 };
                 tasks.spawn(async move { ("products", products::run(settings, stop).await) });
             }
@@ -68,6 +79,15 @@ pub async fn serve(
                     users_url: common.upstream_url(users::NAME),
                 };
                 tasks.spawn(async move { ("orders", orders::run(settings, stop).await) });
+            }
+            Service::Notifications => {
+                let settings = notifications::Settings {
+                    service: common.service(notifications::NAME)?,
+                    notifications: own.notifications.clone(),
+                };
+                tasks.spawn(
+                    async move { ("notifications", notifications::run(settings, stop).await) },
+                );
             }
         }
     }
@@ -118,6 +138,7 @@ pub async fn migrate(common: CommonArgs, only: Option<Service>) -> anyhow::Resul
             Service::Auth => (auth::NAME, auth::migrations()),
             Service::Products => (products::NAME, products::migrations()),
             Service::Orders => (orders::NAME, orders::migrations()),
+            Service::Notifications => (notifications::NAME, notifications::migrations()),
         };
         let settings = common.service(name)?;
         platform::db::connect_and_migrate(&settings.database_url, 1, migrations).await?;
