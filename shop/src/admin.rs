@@ -128,7 +128,7 @@ pub async fn seed(common: &CommonArgs, count: usize) -> anyhow::Result<()> {
 
 /// `shop events replay-dlq`.
 pub async fn replay_dead_letters(common: &CommonArgs) -> anyhow::Result<()> {
-    let broker = platform::broker::Broker::new(common.amqp_url.clone());
+    let broker = platform::broker::Broker::new(common.amqp_url.clone(), &common.broker_namespace);
     let replayed = platform::consumer::replay_dead_letters(&broker).await?;
     println!("replayed {replayed} dead-lettered events");
     Ok(())

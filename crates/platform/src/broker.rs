@@ -31,6 +31,7 @@ struct Live {
 /// A shared handle on RabbitMQ; reconnects on demand after the broker goes away.
 pub struct Broker {
     url: SecretString,
+    exchange: String,
     live: Mutex<Option<Live>>,
 }
 
@@ -41,12 +42,19 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// A handle that connects on first use.
-    pub fn new(url: SecretString) -> Self {
+    /// A handle that connects on first use; `namespace` prefixes the exchange
+    /// (and the queues of consumers) of this deployment.
+    pub fn new(url: SecretString, namespace: &str) -> Self {
         Self {
             url,
+            exchange: format!("{namespace}{}", events::EXCHANGE),
             live: Mutex::new(None),
         }
+    }
+
+    /// The topic exchange this deployment's events go to.
+    pub fn exchange(&self) -> &str {
+        &self.exchange
     }
 
     /// Opens a fresh connection (for consumers, which own their channels).
@@ -78,7 +86,7 @@ impl Broker {
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        declare_exchange(&publisher).await?;
+        declare_exchange(&publisher, &self.exchange).await?;
         *live = Some(Live {
             connection,
             publisher: publisher.clone(),
@@ -99,11 +107,11 @@ impl Broker {
     }
 }
 
-/// Declares the durable `shop.events` topic exchange.
-pub async fn declare_exchange(channel: &Channel) -> Result<(), lapin::Error> {
+/// Declares the durable topic exchange `name` (`shop.events`, namespaced).
+pub async fn declare_exchange(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
-            events::EXCHANGE.into(),
+            name.into(),
             ExchangeKind::Topic,
             ExchangeDeclareOptions {
                 durable: true,

@@ -129,9 +129,13 @@ async fn publish_confirmed(
 }
 
 /// Declares the consumer's queue, its retry queue and the dead letter queue.
-async fn declare(channel: &Channel, consumer: &Consumer) -> Result<(), BrokerError> {
+async fn declare(
+    channel: &Channel,
+    exchange: &str,
+    consumer: &Consumer,
+) -> Result<(), BrokerError> {
     let subscription = &consumer.subscription;
-    declare_exchange(channel).await?;
+    declare_exchange(channel, exchange).await?;
     let durable = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
@@ -147,7 +151,7 @@ async fn declare(channel: &Channel, consumer: &Consumer) -> Result<(), BrokerErr
         channel
             .queue_bind(
                 consumer.queue().as_str().into(),
-                events::EXCHANGE.into(),
+                exchange.into(),
                 (*event).into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
@@ -214,7 +218,7 @@ async fn session(
     channel
         .basic_qos(subscription.prefetch.max(1), BasicQosOptions::default())
         .await?;
-    declare(&channel, consumer).await?;
+    declare(&channel, broker.exchange(), consumer).await?;
     let publisher = connection.create_channel().await?;
     publisher
         .confirm_select(ConfirmSelectOptions::default())

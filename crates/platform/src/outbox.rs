@@ -156,7 +156,7 @@ async fn relay_once(db: &DatabaseConnection, broker: &Broker) -> Result<usize, R
                     .with_delivery_mode(2);
                 let confirm = channel
                     .basic_publish(
-                        events::EXCHANGE.into(),
+                        broker.exchange().into(),
                         event_type.into(),
                         BasicPublishOptions::default(),
                         payload.as_bytes(),

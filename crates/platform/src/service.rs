@@ -47,7 +47,7 @@ impl Infra {
     ) -> crate::consumer::Consumer {
         crate::consumer::Consumer {
             subscription,
-            namespace: self.settings.queue_namespace.clone(),
+            namespace: self.settings.broker_namespace.clone(),
         }
     }
 
@@ -72,7 +72,10 @@ impl Infra {
         )
         .await?;
         let redis = crate::kv::connect(&settings.redis_url).await?;
-        let broker = Arc::new(Broker::new(settings.amqp_url.clone()));
+        let broker = Arc::new(Broker::new(
+            settings.amqp_url.clone(),
+            &settings.broker_namespace,
+        ));
         if let Err(err) = broker.publisher().await {
             tracing::warn!(service = settings.name, %err, "RabbitMQ is not reachable yet; events wait in the outbox");
         }

@@ -77,10 +77,10 @@ pub struct CommonArgs {
     #[arg(long, env = "SHOP_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
 
-    /// Prefix of every queue this deployment consumes from, to keep two
+    /// Prefix of the exchange and every queue of this deployment, to keep two
     /// deployments on one RabbitMQ apart (empty in the usual case).
-    #[arg(long, env = "SHOP_QUEUE_NAMESPACE", default_value = "")]
-    pub queue_namespace: String,
+    #[arg(long, env = "SHOP_BROKER_NAMESPACE", default_value = "")]
+    pub broker_namespace: String,
 
     /// Log format: `json` (one object per line) or `text`.
     #[arg(long, env = "SHOP_LOG_FORMAT", default_value = "json")]
@@ -140,8 +140,8 @@ pub struct ServiceSettings {
     pub request_timeout: Duration,
     /// CORS origins (`*` for any).
     pub cors_origins: Vec<String>,
-    /// Prefix of the queues this service consumes from.
-    pub queue_namespace: String,
+    /// Prefix of the exchange and queues this deployment uses.
+    pub broker_namespace: String,
 }
 
 /// Reading settings failed; the message says which and how to fix it.
@@ -218,7 +218,7 @@ impl CommonArgs {
                 .map(|origin| origin.trim().to_owned())
                 .filter(|origin| !origin.is_empty())
                 .collect(),
-            queue_namespace: self.queue_namespace.clone(),
+            broker_namespace: self.broker_namespace.clone(),
         })
     }
 

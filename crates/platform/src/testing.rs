@@ -207,6 +207,6 @@ pub fn service_settings(
         auth,
         request_timeout: std::time::Duration::from_secs(30),
         cors_origins: vec!["*".into()],
-        queue_namespace: format!("{}.", db.name),
+        broker_namespace: format!("{}.", db.name),
     }
 }

@@ -59,13 +59,20 @@ impl Write for LogWriter {
     }
 }
 
-fn service_settings(name: &'static str, db: &TestDatabase, auth_base: &str) -> ServiceSettings {
+/// `namespace` is the deployment's: users publishes where auth consumes.
+fn service_settings(
+    name: &'static str,
+    db: &TestDatabase,
+    auth_base: &str,
+    namespace: &str,
+) -> ServiceSettings {
     let auth = AuthSettings {
         jwks_url: format!("{auth_base}/auth/jwks"),
         ..AuthSettings::default()
     };
     ServiceSettings {
         internal_token: SecretString::from("auth-tests-internal"),
+        broker_namespace: namespace.to_owned(),
         ..platform::testing::service_settings(name, db, auth)
     }
 }
@@ -89,12 +96,13 @@ impl TestAuth {
         let base = format!("http://{}", auth_listener.local_addr().expect("addr"));
         let users_base = format!("http://{}", users_listener.local_addr().expect("addr"));
 
-        let users_settings = service_settings("users", &users_db, &base);
+        let namespace = format!("{}.", auth_db.name);
+        let users_settings = service_settings("users", &users_db, &base, &namespace);
         let stop = shutdown.clone();
         tokio::spawn(async move { users::run_on(users_listener, users_settings, stop).await });
 
         let mut settings = auth::Settings {
-            service: service_settings("auth", &auth_db, &base),
+            service: service_settings("auth", &auth_db, &base, &namespace),
             auth: auth::AuthArgs {
                 bcrypt_cost: 4,
                 // Every test logs in from 127.0.0.1 against one Redis; only the

@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, id_of, problem, user_item};
 
-/// A private queue bound to `shop.events` for `user.*`, consumed by this test only.
-async fn subscribe() -> (Connection, lapin::Consumer) {
+/// A private queue bound to the app's exchange for `user.*`, consumed by this test only.
+async fn subscribe(app: &TestApp) -> (Connection, lapin::Consumer) {
+    let exchange = format!("{}.{}", app.db.name, events::EXCHANGE);
     let connection = Connection::connect(
         "amqp://guest:guest@127.0.0.1:5672/%2f",
         ConnectionProperties::default(),
@@ -20,7 +21,7 @@ async fn subscribe() -> (Connection, lapin::Consumer) {
     .await
     .expect("RabbitMQ is running");
     let channel = connection.create_channel().await.expect("channel");
-    platform::broker::declare_exchange(&channel)
+    platform::broker::declare_exchange(&channel, &exchange)
         .await
         .expect("exchange");
     let queue = channel
@@ -38,7 +39,7 @@ async fn subscribe() -> (Connection, lapin::Consumer) {
     channel
         .queue_bind(
             queue.name().clone(),
-            events::EXCHANGE.into(),
+            exchange.as_str().into(),
             "user.*".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
@@ -93,8 +94,8 @@ async fn receive(
 
 #[tokio::test]
 async fn creating_changing_and_deleting_users_publishes_their_events() {
-    let (_connection, mut consumer) = subscribe().await;
     let app = TestApp::spawn().await;
+    let (_connection, mut consumer) = subscribe(&app).await;
 
     let created = app
         .create(vec![user_item("Evented"), user_item("Other")])
