@@ -140,34 +140,36 @@ async fn build_template(
     Ok(())
 }
 
-/// A TCP forwarder on a loopback port that a test can cut, to take a
-/// dependency (Redis, say) away from one service without stopping it for all.
+/// A TCP forwarder on a loopback port that a test can cut and restore, to take
+/// a dependency (Redis, RabbitMQ) away from one service without stopping it for all.
 #[derive(Debug)]
 pub struct TcpProxy {
     /// The address to point the service at.
     pub addr: std::net::SocketAddr,
-    cut: tokio_util::sync::CancellationToken,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
 }
 
 impl TcpProxy {
     /// Forwards a fresh loopback port to `upstream`.
     pub async fn start(upstream: &str) -> anyhow::Result<Self> {
+        use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let cut = tokio_util::sync::CancellationToken::new();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let upstream = upstream.to_owned();
-        let stop = cut.clone();
+        let (accepting, current) = (up.clone(), connections.clone());
         tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    accepted = listener.accept() => accepted,
-                };
-                let Ok((mut inbound, _)) = accepted else {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    // Down: the connection is refused as soon as it is made.
                     continue;
-                };
+                }
+                let stop = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let upstream = upstream.clone();
-                let stop = stop.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
                         return;
@@ -179,12 +181,24 @@ impl TcpProxy {
                 });
             }
         });
-        Ok(Self { addr, cut })
+        Ok(Self {
+            addr,
+            up,
+            connections,
+        })
     }
 
     /// Drops every connection and refuses new ones, as if the dependency died.
     pub fn cut(&self) {
-        self.cut.cancel();
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut current = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        current.cancel();
+        *current = tokio_util::sync::CancellationToken::new();
+    }
+
+    /// Accepts connections again, as if the dependency came back.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

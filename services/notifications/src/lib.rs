@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use platform::auth::Verifier;
+use platform::consumer::Subscription;
 use platform::openapi::BearerAuth;
 use platform::service::Infra;
 use platform::settings::ServiceSettings;
@@ -58,6 +59,16 @@ pub struct NotificationsArgs {
     /// Least milliseconds between two messages, across all replicas.
     #[arg(long, env = "SHOP_MAIL_INTERVAL_MS", default_value_t = 1000)]
     pub mail_interval_ms: u64,
+    /// Attempts at an event before it goes to the dead letter queue.
+    #[arg(long, env = "SHOP_NOTIFICATIONS_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Milliseconds before the first retry of a failed event (doubling after).
+    #[arg(
+        long,
+        env = "SHOP_NOTIFICATIONS_FIRST_RETRY_MS",
+        default_value_t = 1000
+    )]
+    pub first_retry_ms: u64,
 }
 
 impl Default for NotificationsArgs {
@@ -67,6 +78,8 @@ impl Default for NotificationsArgs {
             mail_dir: "var/mail".into(),
             mail_from: "Shop <no-reply@shop.example>".into(),
             mail_interval_ms: 1000,
+            max_attempts: 5,
+            first_retry_ms: 1000,
         }
     }
 }
@@ -143,7 +156,11 @@ pub async fn run_on(
     };
     let consumer = tokio::spawn(platform::consumer::consume(
         infra.broker.clone(),
-        infra.consumer(delivery::SUBSCRIPTION),
+        infra.consumer(Subscription {
+            max_attempts: settings.notifications.max_attempts.max(1),
+            first_retry: Duration::from_millis(settings.notifications.first_retry_ms),
+            ..delivery::SUBSCRIPTION
+        }),
         Arc::new(delivery),
         shutdown.clone(),
     ));

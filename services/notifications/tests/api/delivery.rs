@@ -1,0 +1,126 @@
+use std::time::Duration;
+
+use events::{Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged};
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use uuid::Uuid;
+
+use crate::helpers::{TestMail, once_each};
+
+#[tokio::test]
+async fn twenty_registrations_give_twenty_welcome_mails_in_order_a_second_apart() {
+    let mail = TestMail::spawn().await;
+    let users = mail.register(20).await;
+    let addresses: Vec<String> = users.iter().map(|(_, email)| email.clone()).collect();
+
+    let received = mail.sink.wait_for(&addresses, 20, 60).await;
+
+    assert_eq!(received.len(), 20);
+    once_each(&received, &addresses);
+    let order: Vec<&String> = received.iter().map(|m| &m.to).collect();
+    assert_eq!(
+        order,
+        addresses.iter().collect::<Vec<_>>(),
+        "in the order the events arrived"
+    );
+    for pair in received.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(
+            gap >= Duration::from_millis(1000),
+            "two mails {gap:?} apart"
+        );
+    }
+    assert!(received.iter().all(|m| m.subject == "Welcome to the shop"));
+    assert_eq!(
+        mail.count("notifications WHERE status = 'sent' AND kind = 'welcome'")
+            .await,
+        20
+    );
+}
+
+async fn publish(mail: &TestMail, event: Event) {
+    let connection = Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("broker");
+    let channel = connection.create_channel().await.expect("channel");
+    let exchange = format!("{}{}", mail.namespace, events::EXCHANGE);
+    let envelope = Envelope::new("orders", event);
+    channel
+        .basic_publish(
+            exchange.as_str().into(),
+            envelope.event.event_type().into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(&envelope).expect("json"),
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    connection.close(200, "done".into()).await.ok();
+}
+
+#[tokio::test]
+async fn orders_get_a_confirmation_and_a_shipping_notice() {
+    let mail = TestMail::spawn().await;
+    let users = mail.register(1).await;
+    let (user_id, email) = users[0].clone();
+    mail.sink
+        .wait_for(std::slice::from_ref(&email), 1, 10)
+        .await;
+    let order_id = Uuid::now_v7();
+    publish(
+        &mail,
+        Event::OrderCreated(OrderCreated {
+            order_id,
+            user_id,
+            items: vec![OrderLine {
+                product_id: Uuid::now_v7(),
+                name: "Kettle".into(),
+                unit_price_cents: 2599,
+                quantity: 2,
+            }],
+            total_cents: 5198,
+            currency: "EUR".into(),
+        }),
+    )
+    .await;
+    for (from, to) in [
+        ("created", "paid"),
+        ("paid", "shipped"),
+        ("shipped", "delivered"),
+    ] {
+        publish(
+            &mail,
+            Event::OrderStatusChanged(OrderStatusChanged {
+                order_id,
+                user_id,
+                from: from.into(),
+                to: to.into(),
+                version: 2,
+            }),
+        )
+        .await;
+    }
+    let received = mail
+        .sink
+        .wait_for(std::slice::from_ref(&email), 3, 20)
+        .await;
+    let subjects: Vec<&str> = received.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(
+        subjects.len(),
+        3,
+        "welcome, confirmation, shipped: {subjects:?}"
+    );
+    assert!(subjects[1].starts_with("Your order"));
+    assert!(subjects[2].ends_with("is on its way"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        mail.sink.to(std::slice::from_ref(&email)).len(),
+        3,
+        "paid and delivered send nothing"
+    );
+}
