@@ -3,6 +3,7 @@
 //! requests/s, latency percentiles, errors and the server's peak memory.
 
 mod auth_figures;
+mod event_figures;
 mod load;
 mod orders_figures;
 mod server;
@@ -262,6 +263,11 @@ async fn main() -> anyhow::Result<()> {
     let (checked, sold, unbalanced) = orders_figures::oversell_check(&bench_products).await?;
     println!(
         "oversell check: {checked} products, {sold} units sold, {unbalanced} whose stock + sold differs from what was put in"
+    );
+
+    let (p50, p99, max) = event_figures::event_latency(&gateway, &admin, 200).await?;
+    println!(
+        "events, from the change to a consumer (200 user.registered): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
     );
 
     // Auth: tokens from the real auth service from here on.

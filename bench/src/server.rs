@@ -25,6 +25,7 @@ const USERS_PORT: u16 = 18082;
 const AUTH_PORT: u16 = 18081;
 const PRODUCTS_PORT: u16 = 18083;
 const ORDERS_PORT: u16 = 18084;
+const NOTIFICATIONS_PORT: u16 = 18085;
 /// The admin the bench logs in as.
 pub const ADMIN: &str = "bench-admin";
 /// Its password.
@@ -42,6 +43,7 @@ impl Server {
         let auth_database = "postgres://postgres@127.0.0.1:5432/shop_bench_auth";
         let products_database = "postgres://postgres@127.0.0.1:5432/shop_bench_products";
         let orders_database = "postgres://postgres@127.0.0.1:5432/shop_bench_orders";
+        let notifications_database = "postgres://postgres@127.0.0.1:5432/shop_bench_notifications";
         reset_database().await?;
         let migrate = Command::new(shop)
             .arg("migrate")
@@ -49,6 +51,7 @@ impl Server {
             .env("SHOP_AUTH_DATABASE_URL", auth_database)
             .env("SHOP_PRODUCTS_DATABASE_URL", products_database)
             .env("SHOP_ORDERS_DATABASE_URL", orders_database)
+            .env("SHOP_NOTIFICATIONS_DATABASE_URL", notifications_database)
             .stdout(Stdio::null())
             .status()
             .await?;
@@ -90,6 +93,12 @@ impl Server {
             .env("SHOP_PRODUCTS_PORT", PRODUCTS_PORT.to_string())
             .env("SHOP_ORDERS_DATABASE_URL", orders_database)
             .env("SHOP_ORDERS_PORT", ORDERS_PORT.to_string())
+            .env("SHOP_NOTIFICATIONS_DATABASE_URL", notifications_database)
+            .env("SHOP_NOTIFICATIONS_PORT", NOTIFICATIONS_PORT.to_string())
+            .env(
+                "SHOP_MAIL_DIR",
+                std::env::temp_dir().join("shop-bench-mail"),
+            )
             .env("SHOP_GATEWAY_PORT", GATEWAY_PORT.to_string())
             .env("SHOP_USERS_PORT", USERS_PORT.to_string())
             .env("SHOP_AUTH_PORT", AUTH_PORT.to_string())
@@ -192,6 +201,7 @@ async fn reset_database() -> anyhow::Result<()> {
         "shop_bench_auth",
         "shop_bench_products",
         "shop_bench_orders",
+        "shop_bench_notifications",
     ] {
         psql(
             "postgres",
