@@ -181,6 +181,13 @@ async fn record_metrics(service: &'static str, req: Request, next: Next) -> Resp
     response
 }
 
+/// Binds `service`'s listening address, or says which service could not and why.
+pub async fn bind(service: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| anyhow::anyhow!("{service} cannot listen on {addr}: {err}"))
+}
+
 /// Serves `app` on `listener` until `shutdown`, then lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,

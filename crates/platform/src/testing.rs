@@ -224,3 +224,17 @@ pub fn service_settings(
         broker_namespace: format!("{}.", db.name),
     }
 }
+
+/// Waits (up to 10 s) until `{base}/healthz` answers 200; panics otherwise.
+pub async fn wait_healthy(base: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..400 {
+        if let Ok(response) = http.get(format!("{base}/healthz")).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{base} did not become healthy");
+}

@@ -163,11 +163,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 
 /// Connects, migrates, loads keys and serves until `shutdown`, purging expired tokens meanwhile.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.service.listen)
-        .await
-        .map_err(|err| {
-            anyhow::anyhow!("auth cannot listen on {}: {err}", settings.service.listen)
-        })?;
+    let listener = platform::http::bind("auth", settings.service.listen).await?;
     run_on(listener, settings, shutdown).await
 }
 

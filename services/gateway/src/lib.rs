@@ -119,9 +119,7 @@ async fn service_document(
 
 /// Serves the gateway until `shutdown`.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.listen).await.map_err(|err| {
-        anyhow::anyhow!("the gateway cannot listen on {}: {err}", settings.listen)
-    })?;
+    let listener = platform::http::bind("gateway", settings.listen).await?;
     run_on(listener, settings, shutdown).await
 }
 

@@ -126,14 +126,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 
 /// Connects, migrates, consumes events and serves until `shutdown`.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.service.listen)
-        .await
-        .map_err(|err| {
-            anyhow::anyhow!(
-                "notifications cannot listen on {}: {err}",
-                settings.service.listen
-            )
-        })?;
+    let listener = platform::http::bind("notifications", settings.service.listen).await?;
     run_on(listener, settings, shutdown).await
 }
 

@@ -99,11 +99,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 
 /// Connects, migrates and serves until `shutdown`.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.service.listen)
-        .await
-        .map_err(|err| {
-            anyhow::anyhow!("orders cannot listen on {}: {err}", settings.service.listen)
-        })?;
+    let listener = platform::http::bind("orders", settings.service.listen).await?;
     run_on(listener, settings, shutdown).await
 }
 

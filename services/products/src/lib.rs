@@ -152,14 +152,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 
 /// Connects, migrates and serves until `shutdown`, releasing lapsed reservations meanwhile.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.service.listen)
-        .await
-        .map_err(|err| {
-            anyhow::anyhow!(
-                "products cannot listen on {}: {err}",
-                settings.service.listen
-            )
-        })?;
+    let listener = platform::http::bind("products", settings.service.listen).await?;
     run_on(listener, settings, shutdown).await
 }
 

@@ -116,9 +116,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 
 /// Connects, migrates and serves until `shutdown`.
 pub async fn run(settings: ServiceSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|err| anyhow::anyhow!("users cannot listen on {}: {err}", settings.listen))?;
+    let listener = platform::http::bind("users", settings.listen).await?;
     run_on(listener, settings, shutdown).await
 }
 

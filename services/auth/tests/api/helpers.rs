@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use platform::settings::{AuthSettings, ServiceSettings};
 use platform::testing::TestDatabase;
@@ -121,7 +120,7 @@ impl TestAuth {
         });
         let http = reqwest::Client::new();
         for target in [&base, &users_base] {
-            wait_healthy(&http, target).await;
+            platform::testing::wait_healthy(target).await;
         }
         Self {
             base,
@@ -252,18 +251,6 @@ pub fn registration(username: &str, password: &str) -> Value {
         "email": format!("{}@example.com", Uuid::now_v7().simple()),
         "name": "Test Person"
     })
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    for _ in 0..400 {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{base} did not become healthy");
 }
 
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {

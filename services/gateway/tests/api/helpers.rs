@@ -109,7 +109,7 @@ impl TestGateway {
 
         let http = reqwest::Client::new();
         for target in [&base, &users_base] {
-            wait_healthy(&http, target).await;
+            platform::testing::wait_healthy(target).await;
         }
         Self {
             base,
@@ -128,18 +128,6 @@ impl TestGateway {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("sent")
     }
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{base} did not become healthy");
 }
 
 /// Asserts a problem+json answer with `status`.

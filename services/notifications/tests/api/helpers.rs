@@ -105,14 +105,7 @@ impl TestMail {
         }
         let http = reqwest::Client::new();
         for base in bases.iter().chain(std::iter::once(&users)) {
-            for _ in 0..400 {
-                if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-                    && r.status().is_success()
-                {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
+            platform::testing::wait_healthy(base).await;
         }
         // Let the consumers declare and bind their queues before events flow.
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -158,7 +158,7 @@ impl TestShop {
 
         let http = reqwest::Client::new();
         for base in &healthy {
-            wait_healthy(&http, base).await;
+            platform::testing::wait_healthy(base).await;
         }
         Self {
             admin: issuer.token(Uuid::now_v7(), Role::Admin),
@@ -317,18 +317,6 @@ pub fn items(lines: &[(&str, i64)]) -> Value {
             .map(|(id, q)| json!({"product_id": id, "quantity": q}))
             .collect(),
     )
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    for _ in 0..400 {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{base} did not become healthy");
 }
 
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {

@@ -1,8 +1,6 @@
 //! A products service per test, with its own database, a stand-in JWK set,
 //! and (when asked) Redis behind a proxy the test can cut.
 
-use std::time::Duration;
-
 use platform::auth::{Role, TestIssuer};
 use platform::settings::ServiceSettings;
 use platform::testing::{TcpProxy, TestDatabase};
@@ -80,14 +78,7 @@ impl TestApp {
             }
         });
         let http = reqwest::Client::new();
-        for _ in 0..400 {
-            if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        platform::testing::wait_healthy(&base).await;
         Self {
             admin: issuer.token(Uuid::now_v7(), Role::Admin),
             base,

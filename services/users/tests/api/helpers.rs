@@ -1,8 +1,6 @@
 //! A users service per test, on a loopback port, with its own database and a
 //! stand-in JWK set so tests can mint tokens for any role.
 
-use std::time::Duration;
-
 use platform::auth::{Role, TestIssuer};
 use platform::settings::ServiceSettings;
 use platform::testing::TestDatabase;
@@ -54,7 +52,7 @@ impl TestApp {
             }
         });
         let http = reqwest::Client::new();
-        wait_until_healthy(&http, &base).await;
+        platform::testing::wait_healthy(&base).await;
         let admin = issuer.token(Uuid::now_v7(), Role::Admin);
         Self {
             base,
@@ -143,18 +141,6 @@ impl TestApp {
             .await
             .expect("count rows")
     }
-}
-
-async fn wait_until_healthy(http: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if let Ok(response) = http.get(format!("{base}/healthz")).send().await
-            && response.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the service at {base} did not become healthy");
 }
 
 /// A valid `POST /users` item with a unique e-mail.
