@@ -156,6 +156,12 @@ async fn main() -> anyhow::Result<()> {
             name, report.rate, report.p50_ms, report.p99_ms, report.errors
         );
     }
+    println!(
+        "server RSS after the users scenarios: {:.1} MB (peak so far {:.1} MB)",
+        server.rss_kb()? as f64 / 1024.0,
+        server.peak_rss_kb()? as f64 / 1024.0
+    );
+
     // Products: warm reads through the gateway, and search with two filters.
     let mut product_paths = Vec::new();
     let mut cursor: Option<String> = None;
