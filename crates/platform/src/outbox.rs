@@ -19,6 +19,8 @@ use crate::broker::Broker;
 const BATCH: i64 = 200;
 /// How often the relay looks for work nobody told it about (other replicas' rows, retries).
 const POLL: Duration = Duration::from_millis(500);
+/// How long a woken relay waits for more commits before it claims rows.
+const GATHER: Duration = Duration::from_millis(5);
 /// Longest wait between two attempts at a failing row.
 const MAX_BACKOFF_SECS: i64 = 300;
 /// How long published rows are kept for inspection.
@@ -102,7 +104,10 @@ impl Outbox {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {},
+                _ = self.wake.notified() => {
+                    // Under load, let a few commits gather into one pass.
+                    tokio::time::sleep(GATHER).await;
+                }
                 _ = tokio::time::sleep(pause) => {},
             }
         }

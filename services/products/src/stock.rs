@@ -164,6 +164,32 @@ async fn move_stock(
     })
 }
 
+/// Takes `quantity` of one live product if it has that many; `None` otherwise.
+async fn take_one(
+    txn: &DatabaseTransaction,
+    product_id: Uuid,
+    quantity: i32,
+) -> Result<Option<Moved>, DbErr> {
+    let row = txn
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE products
+                SET stock = stock - $2, version = version + 1, updated_at = now()
+              WHERE product_id = $1 AND deleted_at IS NULL AND stock >= $2
+             RETURNING *",
+            [product_id.into(), quantity.into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let product = <Product as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+    Ok(Some(Moved {
+        availability_changed: product.stock == 0,
+        products: vec![product],
+    }))
+}
+
 /// Holds every line under `id`, or nothing: all or nothing under any concurrency,
 /// idempotent by `id`.
 #[tracing::instrument(skip(db, outbox, lines))]
@@ -210,41 +236,58 @@ pub async fn reserve(
             moved: Moved::default(),
         });
     }
-    let products = lock_products(&txn, &ids).await?;
-    let mut errors = Vec::new();
-    for (product_id, (quantity, index)) in &wanted {
-        match products.iter().find(|p| p.product_id == *product_id) {
-            Some(p) if p.deleted_at.is_none() => {
-                if p.stock < *quantity {
-                    errors.push(
-                        FieldError::new(
-                            "quantity",
-                            format!(
-                                "product {product_id} has {} in stock, {quantity} wanted",
-                                p.stock
-                            ),
-                        )
-                        .at(*index),
-                    );
-                }
-            }
-            _ => {
-                return Err(ApiError::Validation {
-                    detail: format!("no product with id {product_id}; nothing was reserved"),
-                    errors: vec![FieldError::new("product_id", "no such product").at(*index)],
+    let unknown = |product_id: Uuid, index: usize| ApiError::Validation {
+        detail: format!("no product with id {product_id}; nothing was reserved"),
+        errors: vec![FieldError::new("product_id", "no such product").at(index)],
+    };
+    let short = |errors: Vec<FieldError>| ApiError::Conflict {
+        detail: "not enough stock; nothing was reserved".into(),
+        errors,
+        allowed: None,
+    };
+    let short_line = |product_id: Uuid, stock: i32, quantity: i32, index: usize| {
+        FieldError::new(
+            "quantity",
+            format!("product {product_id} has {stock} in stock, {quantity} wanted"),
+        )
+        .at(index)
+    };
+    let (products, moved) = if let [product_id] = ids[..] {
+        // One product (the common order): a conditional decrement holds it in
+        // one statement, and a single row lock cannot deadlock.
+        let (quantity, index) = wanted[&product_id];
+        match take_one(&txn, product_id, quantity).await? {
+            Some(moved) => (moved.products.clone(), moved),
+            None => {
+                let current = product::Entity::find_by_id(product_id).one(&txn).await?;
+                return Err(match current {
+                    Some(p) if p.deleted_at.is_none() => {
+                        short(vec![short_line(product_id, p.stock, quantity, index)])
+                    }
+                    _ => unknown(product_id, index),
                 });
             }
         }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Conflict {
-            detail: "not enough stock; nothing was reserved".into(),
-            errors,
-            allowed: None,
-        });
-    }
-    let deltas: Vec<i32> = wanted.values().map(|(q, _)| -q).collect();
-    let moved = move_stock(&txn, &ids, &deltas).await?;
+    } else {
+        let products = lock_products(&txn, &ids).await?;
+        let mut errors = Vec::new();
+        for (product_id, (quantity, index)) in &wanted {
+            match products.iter().find(|p| p.product_id == *product_id) {
+                Some(p) if p.deleted_at.is_none() => {
+                    if p.stock < *quantity {
+                        errors.push(short_line(*product_id, p.stock, *quantity, *index));
+                    }
+                }
+                _ => return Err(unknown(*product_id, *index)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(short(errors));
+        }
+        let deltas: Vec<i32> = wanted.values().map(|(q, _)| -q).collect();
+        let moved = move_stock(&txn, &ids, &deltas).await?;
+        (products, moved)
+    };
     let items: Vec<HeldLine> = products
         .iter()
         .map(|p| HeldLine {
