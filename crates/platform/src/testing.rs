@@ -238,3 +238,75 @@ pub async fn wait_healthy(base: &str) {
     }
     panic!("{base} did not become healthy");
 }
+
+/// A client for one service's HTTP API, for tests: each call carries the
+/// bearer token given and panics only if the request cannot be sent at all.
+#[derive(Clone, Debug)]
+pub struct Api {
+    /// The underlying client, for requests the shortcuts do not cover.
+    pub http: reqwest::Client,
+    /// The service's base URL.
+    pub base: String,
+}
+
+impl Api {
+    /// A client for the service at `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends `method path` with `token` and, when given, a JSON `body`.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("the request is sent")
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.send(reqwest::Method::PATCH, path, token, Some(body))
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, path, token, None).await
+    }
+}

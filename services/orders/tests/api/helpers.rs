@@ -173,37 +173,28 @@ impl TestShop {
         }
     }
 
+    /// The API behind this harness, sharing its connection pool.
+    fn api(&self) -> platform::testing::Api {
+        platform::testing::Api {
+            http: self.http.clone(),
+            base: self.gateway.clone(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("sent")
+        self.api().get(path, token).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("sent")
+        self.api().post(path, token, body).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .patch(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("sent")
+        self.api().patch(path, token, body).await
     }
 
     /// A customer with a profile and an address; returns its id and token.

@@ -68,46 +68,32 @@ impl TestApp {
         self.issuer.token(user_id, role)
     }
 
+    /// The API behind this harness, sharing its connection pool.
+    fn api(&self) -> platform::testing::Api {
+        platform::testing::Api {
+            http: self.http.clone(),
+            base: self.base.clone(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request is sent")
+        self.api().get(path, token).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("request is sent")
+        self.api().post(path, token, body).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .patch(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("request is sent")
+        self.api().patch(path, token, body).await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .delete(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request is sent")
+        self.api().delete(path, token).await
     }
 
     /// Creates users through the API as admin and returns them.
