@@ -72,9 +72,6 @@ pub enum ApiError {
     /// The resource does not exist (or must not be revealed).
     #[error("{0}")]
     NotFound(String),
-    /// The method is not served at this path.
-    #[error("method not allowed")]
-    MethodNotAllowed,
     /// The request conflicts with current state: a duplicate, a forbidden transition.
     #[error("{detail}")]
     Conflict {
@@ -168,7 +165,6 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,

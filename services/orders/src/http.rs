@@ -827,6 +827,6 @@ async fn change_statuses(
     settlement::record(&txn, &releases).await?;
     txn.commit().await?;
     state.outbox.notify();
-    settlement::settle_now(&state.db, &state.products, &releases).await;
+    settlement::release_now(&state.db, &state.products, &releases).await;
     Ok(changed.into_iter().map(Order::from).collect())
 }

@@ -76,24 +76,18 @@ pub async fn record<C: ConnectionTrait>(db: &C, rows: &[settlement::Model]) -> R
     Ok(())
 }
 
-async fn hand_over(products: &Products, row: &settlement::Model) -> Result<(), platform::ApiError> {
-    match row.kind.as_str() {
-        "confirm" => products
-            .confirm(&[row.reservation_id])
-            .await
-            .map(|released| {
-                lost_holds(&released);
-            }),
-        _ => {
-            let lines: Vec<Line> = row
-                .items
-                .clone()
-                .and_then(|items| serde_json::from_value(items).ok())
-                .unwrap_or_default();
-            let part = row.release_id.map(|id| (id, lines.as_slice()));
-            products.release(row.reservation_id, part).await
-        }
-    }
+/// Hands one release over; confirmations always go in batches (see `retry_once`).
+async fn send_release(
+    products: &Products,
+    row: &settlement::Model,
+) -> Result<(), platform::ApiError> {
+    let lines: Vec<Line> = row
+        .items
+        .clone()
+        .and_then(|items| serde_json::from_value(items).ok())
+        .unwrap_or_default();
+    let part = row.release_id.map(|id| (id, lines.as_slice()));
+    products.release(row.reservation_id, part).await
 }
 
 /// Puts a failed settlement off, longer after each failure.
@@ -118,10 +112,10 @@ async fn defer<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Hands `rows` over now (right after their commit); what fails stays for the retrier.
-pub async fn settle_now(db: &DatabaseConnection, products: &Products, rows: &[settlement::Model]) {
+/// Hands the release `rows` over now (right after their commit); what fails stays for the retrier.
+pub async fn release_now(db: &DatabaseConnection, products: &Products, rows: &[settlement::Model]) {
     for row in rows {
-        match hand_over(products, row).await {
+        match send_release(products, row).await {
             Ok(()) => {
                 let deleted = settlement::Entity::delete_by_id(row.settlement_id)
                     .exec(db)
@@ -185,7 +179,7 @@ async fn retry_once(db: &DatabaseConnection, products: &Products) -> Result<usiz
         ))
         .all(&txn)
         .await?;
-    let (confirms, others): (Vec<_>, Vec<_>) = rows.iter().partition(|row| row.kind == "confirm");
+    let (confirms, releases): (Vec<_>, Vec<_>) = rows.iter().partition(|row| row.kind == "confirm");
     let mut settled = 0;
     if !confirms.is_empty() {
         // Every confirmation due goes in one call.
@@ -207,8 +201,8 @@ async fn retry_once(db: &DatabaseConnection, products: &Products) -> Result<usiz
             }
         }
     }
-    for row in others {
-        match hand_over(products, row).await {
+    for row in releases {
+        match send_release(products, row).await {
             Ok(()) => {
                 settlement::Entity::delete_by_id(row.settlement_id)
                     .exec(&txn)
