@@ -39,6 +39,16 @@ struct Args {
     /// bcrypt cost the server is started with (its default is 12).
     #[arg(long, default_value_t = 12)]
     bcrypt_cost: u32,
+    /// Only these groups of scenarios (users, products, orders, events, auth); all when empty.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl Args {
+    /// Whether the scenarios of `group` run.
+    fn runs(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
 }
 
 #[tokio::main]
@@ -82,216 +92,227 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("the bench admin cannot log in: {login}"))?
         .to_owned();
 
-    // POST /users with 1000 users, several times: latency of one whole batch.
-    let mut batch_ms = Vec::new();
-    let mut ids: Vec<Uuid> = Vec::new();
-    let batches = args.users.div_ceil(1000).max(5);
-    for batch in 0..batches {
-        let body: Vec<Value> = (0..1000).map(|i| user(batch * 1000 + i)).collect();
-        let started = Instant::now();
-        let response = http
-            .post(format!("{gateway}/users"))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
-            .await?;
-        let elapsed = started.elapsed();
-        anyhow::ensure!(
-            response.status() == 201,
-            "POST /users answered {}",
-            response.status()
-        );
-        let created: Vec<Value> = response.json().await?;
-        ids.extend(
-            created
-                .iter()
-                .filter_map(|u| u["user_id"].as_str()?.parse::<Uuid>().ok()),
-        );
-        batch_ms.push(elapsed.as_secs_f64() * 1000.0);
-    }
-    batch_ms.sort_by(f64::total_cmp);
-    println!(
-        "POST /users x1000 through the gateway: {} batches, median {:.1} ms, worst {:.1} ms",
-        batch_ms.len(),
-        batch_ms[batch_ms.len() / 2],
-        batch_ms[batch_ms.len() - 1]
-    );
-
-    // A freshly bulk-loaded table has no statistics until autovacuum runs;
-    // analyse it now so the scenarios measure the steady state.
-    server::analyze().await?;
-
     let duration = Duration::from_secs(args.duration);
-    let paths: Vec<String> = ids
-        .iter()
-        .take(5000)
-        .map(|id| format!("/users/{id}"))
-        .collect();
-    let scenarios = [
-        (
-            "GET /users/{id} direct",
-            Target::new(&server.users, paths.clone(), &admin),
-        ),
-        (
-            "GET /users/{id} via gateway",
-            Target::new(&gateway, paths, &admin),
-        ),
-        (
-            "GET /users?country=DE&name=ser&sort=name&limit=20 via gateway",
-            Target::new(
-                &gateway,
-                vec!["/users?country=DE&name=ser&sort=name&limit=20".to_owned()],
-                &admin,
-            ),
-        ),
-    ];
-    println!(
-        "\n{:<62} {:>10} {:>9} {:>9} {:>7}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "errors"
-    );
-    for (name, target) in scenarios {
-        let report = run_load(target, args.connections, duration).await?;
+    if args.runs("users") {
+        // POST /users with 1000 users, several times: latency of one whole batch.
+        let mut batch_ms = Vec::new();
+        let mut ids: Vec<Uuid> = Vec::new();
+        let batches = args.users.div_ceil(1000).max(5);
+        for batch in 0..batches {
+            let body: Vec<Value> = (0..1000).map(|i| user(batch * 1000 + i)).collect();
+            let started = Instant::now();
+            let response = http
+                .post(format!("{gateway}/users"))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+                .await?;
+            let elapsed = started.elapsed();
+            anyhow::ensure!(
+                response.status() == 201,
+                "POST /users answered {}",
+                response.status()
+            );
+            let created: Vec<Value> = response.json().await?;
+            ids.extend(
+                created
+                    .iter()
+                    .filter_map(|u| u["user_id"].as_str()?.parse::<Uuid>().ok()),
+            );
+            batch_ms.push(elapsed.as_secs_f64() * 1000.0);
+        }
+        batch_ms.sort_by(f64::total_cmp);
         println!(
-            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-            name, report.rate, report.p50_ms, report.p99_ms, report.errors
+            "POST /users x1000 through the gateway: {} batches, median {:.1} ms, worst {:.1} ms",
+            batch_ms.len(),
+            batch_ms[batch_ms.len() / 2],
+            batch_ms[batch_ms.len() - 1]
+        );
+
+        // A freshly bulk-loaded table has no statistics until autovacuum runs;
+        // analyse it now so the scenarios measure the steady state.
+        server::analyze().await?;
+
+        let paths: Vec<String> = ids
+            .iter()
+            .take(5000)
+            .map(|id| format!("/users/{id}"))
+            .collect();
+        let scenarios = [
+            (
+                "GET /users/{id} direct",
+                Target::new(&server.users, paths.clone(), &admin),
+            ),
+            (
+                "GET /users/{id} via gateway",
+                Target::new(&gateway, paths, &admin),
+            ),
+            (
+                "GET /users?country=DE&name=ser&sort=name&limit=20 via gateway",
+                Target::new(
+                    &gateway,
+                    vec!["/users?country=DE&name=ser&sort=name&limit=20".to_owned()],
+                    &admin,
+                ),
+            ),
+        ];
+        println!(
+            "\n{:<62} {:>10} {:>9} {:>9} {:>7}",
+            "scenario", "req/s", "p50 ms", "p99 ms", "errors"
+        );
+        for (name, target) in scenarios {
+            let report = run_load(target, args.connections, duration).await?;
+            println!(
+                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+                name, report.rate, report.p50_ms, report.p99_ms, report.errors
+            );
+        }
+        println!(
+            "server RSS after the users scenarios: {:.1} MB (peak so far {:.1} MB)",
+            server.rss_kb()? as f64 / 1024.0,
+            server.peak_rss_kb()? as f64 / 1024.0
         );
     }
-    println!(
-        "server RSS after the users scenarios: {:.1} MB (peak so far {:.1} MB)",
-        server.rss_kb()? as f64 / 1024.0,
-        server.peak_rss_kb()? as f64 / 1024.0
-    );
 
-    // Products: warm reads through the gateway, and search with two filters.
-    let mut product_paths = Vec::new();
-    let mut cursor: Option<String> = None;
-    while product_paths.len() < 5000 {
-        let url = match &cursor {
-            Some(c) => format!("{gateway}/products?limit=100&cursor={c}"),
-            None => format!("{gateway}/products?limit=100"),
-        };
-        let page: Value = http.get(url).send().await?.json().await?;
-        for product in page["data"].as_array().context("a page of products")? {
-            if let Some(id) = product["product_id"].as_str() {
-                product_paths.push(format!("/products/{id}"));
+    if args.runs("products") {
+        // Products: warm reads through the gateway, and search with two filters.
+        let mut product_paths = Vec::new();
+        let mut cursor: Option<String> = None;
+        while product_paths.len() < 5000 {
+            let url = match &cursor {
+                Some(c) => format!("{gateway}/products?limit=100&cursor={c}"),
+                None => format!("{gateway}/products?limit=100"),
+            };
+            let page: Value = http.get(url).send().await?.json().await?;
+            for product in page["data"].as_array().context("a page of products")? {
+                if let Some(id) = product["product_id"].as_str() {
+                    product_paths.push(format!("/products/{id}"));
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
             }
         }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    // One pass over every id warms the cache before the measured run.
-    run_load(
-        Target::new(&gateway, product_paths.clone(), &admin),
-        8,
-        Duration::from_secs(2),
-    )
-    .await?;
-    let search = "/products?q=wireless&category=electronics&in_stock=true&limit=20";
-    // Distinct price floors make every request a different question: no cache hits.
-    let uncached: Vec<String> = (0..50_000)
-        .map(|n| format!("/products?q=wireless&category=electronics&min_price={n}&limit=20"))
-        .collect();
-    let running: Vec<String> = (0..50_000)
-        .map(|n| {
-            format!(
-                "/products?q=running%20shoe&category=shoes&max_price={}&limit=20",
-                20_000 + n
-            )
-        })
-        .collect();
-    let scenarios = [
-        (
-            "GET /products/{id} warm cache via gateway",
-            Target::new(&gateway, product_paths, &admin),
-            args.connections,
-        ),
-        (
-            "search q+2 filters, repeated (list cache) via gateway, 16 clients",
-            Target::new(&gateway, vec![search.to_owned()], &admin),
-            16,
-        ),
-        (
-            "search q=wireless+2 filters, all misses, via gateway, 16 clients",
-            Target::new(&gateway, uncached, &admin),
-            16,
-        ),
-        (
-            "search q=running shoe+2 filters, all misses, 16 clients",
-            Target::new(&gateway, running, &admin),
-            16,
-        ),
-    ];
-    for (name, target, connections) in scenarios {
-        let report = run_load(target, connections, duration).await?;
-        println!(
-            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-            name, report.rate, report.p50_ms, report.p99_ms, report.errors
-        );
-    }
-
-    // Orders: single-item orders through the gateway, then one request of 1000.
-    let bench_products = orders_figures::stocked_products(&gateway, &admin, 50).await?;
-    let buyer = orders_figures::customer(&gateway).await?;
-    for (name, products) in [
-        (
-            "POST /orders, one item of 50 products, via gateway",
-            &bench_products[..],
-        ),
-        (
-            "POST /orders, one item, all the same product, via gateway",
-            &bench_products[..1],
-        ),
-    ] {
-        let report = orders_figures::single_item_orders(
-            &gateway,
-            &buyer,
-            products,
-            args.connections,
-            duration,
+        // One pass over every id warms the cache before the measured run.
+        run_load(
+            Target::new(&gateway, product_paths.clone(), &admin),
+            8,
+            Duration::from_secs(2),
         )
         .await?;
+        let search = "/products?q=wireless&category=electronics&in_stock=true&limit=20";
+        // Distinct price floors make every request a different question: no cache hits.
+        let uncached: Vec<String> = (0..50_000)
+            .map(|n| format!("/products?q=wireless&category=electronics&min_price={n}&limit=20"))
+            .collect();
+        let running: Vec<String> = (0..50_000)
+            .map(|n| {
+                format!(
+                    "/products?q=running%20shoe&category=shoes&max_price={}&limit=20",
+                    20_000 + n
+                )
+            })
+            .collect();
+        let scenarios = [
+            (
+                "GET /products/{id} warm cache via gateway",
+                Target::new(&gateway, product_paths, &admin),
+                args.connections,
+            ),
+            (
+                "search q+2 filters, repeated (list cache) via gateway, 16 clients",
+                Target::new(&gateway, vec![search.to_owned()], &admin),
+                16,
+            ),
+            (
+                "search q=wireless+2 filters, all misses, via gateway, 16 clients",
+                Target::new(&gateway, uncached, &admin),
+                16,
+            ),
+            (
+                "search q=running shoe+2 filters, all misses, 16 clients",
+                Target::new(&gateway, running, &admin),
+                16,
+            ),
+        ];
+        for (name, target, connections) in scenarios {
+            let report = run_load(target, connections, duration).await?;
+            println!(
+                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+                name, report.rate, report.p50_ms, report.p99_ms, report.errors
+            );
+        }
+    }
+
+    if args.runs("orders") {
+        // Orders: single-item orders through the gateway, then one request of 1000.
+        let bench_products = orders_figures::stocked_products(&gateway, &admin, 50).await?;
+        let buyer = orders_figures::customer(&gateway).await?;
+        for (name, products) in [
+            (
+                "POST /orders, one item of 50 products, via gateway",
+                &bench_products[..],
+            ),
+            (
+                "POST /orders, one item, all the same product, via gateway",
+                &bench_products[..1],
+            ),
+        ] {
+            let report = orders_figures::single_item_orders(
+                &gateway,
+                &buyer,
+                products,
+                args.connections,
+                duration,
+            )
+            .await?;
+            println!(
+                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+                name, report.rate, report.p50_ms, report.p99_ms, report.errors
+            );
+        }
+        let mut thousand = Vec::new();
+        for _ in 0..5 {
+            thousand
+                .push(orders_figures::thousand_orders(&gateway, &buyer, &bench_products).await?);
+        }
+        thousand.sort_by(f64::total_cmp);
         println!(
-            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-            name, report.rate, report.p50_ms, report.p99_ms, report.errors
+            "POST /orders with 1000 orders via gateway: median {:.0} ms, worst {:.0} ms (5 requests)",
+            thousand[2], thousand[4]
+        );
+        let (checked, sold, unbalanced) = orders_figures::oversell_check(&bench_products).await?;
+        println!(
+            "oversell check: {checked} products, {sold} units sold, {unbalanced} whose stock + sold differs from what was put in"
         );
     }
-    let mut thousand = Vec::new();
-    for _ in 0..5 {
-        thousand.push(orders_figures::thousand_orders(&gateway, &buyer, &bench_products).await?);
+
+    if args.runs("events") {
+        let (p50, p99, max) = event_figures::event_latency(&gateway, &admin, 200).await?;
+        println!(
+            "events, from the change to a consumer (200 user.registered): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+        );
     }
-    thousand.sort_by(f64::total_cmp);
-    println!(
-        "POST /orders with 1000 orders via gateway: median {:.0} ms, worst {:.0} ms (5 requests)",
-        thousand[2], thousand[4]
-    );
-    let (checked, sold, unbalanced) = orders_figures::oversell_check(&bench_products).await?;
-    println!(
-        "oversell check: {checked} products, {sold} units sold, {unbalanced} whose stock + sold differs from what was put in"
-    );
 
-    let (p50, p99, max) = event_figures::event_latency(&gateway, &admin, 200).await?;
-    println!(
-        "events, from the change to a consumer (200 user.registered): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
-    );
-
-    // Auth: tokens from the real auth service from here on.
-    let (warm, cold) = auth_figures::verification_cost().await?;
-    println!(
-        "\ntoken verification (signature, claims, revocation check with 20,000 revocations): {cold:.1} µs for a token not seen before, {warm:.2} µs for one seen before"
-    );
-    let ceiling = auth_figures::bcrypt_ceiling(args.bcrypt_cost, 8);
-    let (logins, login_p99) = auth_figures::login_throughput(&gateway, duration).await?;
-    println!(
-        "bcrypt ceiling at cost {}: {ceiling:.1} hashes/s on all cores; logins through the gateway: {logins:.1}/s (p99 {login_p99:.0} ms) = {:.0}% of the ceiling",
-        args.bcrypt_cost,
-        100.0 * logins / ceiling
-    );
-    let revoked_ms = auth_figures::revocation_latency(&gateway, &server.users).await?;
-    println!(
-        "a logout is refused by the users service {revoked_ms:.1} ms after the logout answered"
-    );
+    if args.runs("auth") {
+        // Auth: tokens from the real auth service from here on.
+        let (warm, cold) = auth_figures::verification_cost().await?;
+        println!(
+            "\ntoken verification (signature, claims, revocation check with 20,000 revocations): {cold:.1} µs for a token not seen before, {warm:.2} µs for one seen before"
+        );
+        let ceiling = auth_figures::bcrypt_ceiling(args.bcrypt_cost, 8);
+        let (logins, login_p99) = auth_figures::login_throughput(&gateway, duration).await?;
+        println!(
+            "bcrypt ceiling at cost {}: {ceiling:.1} hashes/s on all cores; logins through the gateway: {logins:.1}/s (p99 {login_p99:.0} ms) = {:.0}% of the ceiling",
+            args.bcrypt_cost,
+            100.0 * logins / ceiling
+        );
+        let revoked_ms = auth_figures::revocation_latency(&gateway, &server.users).await?;
+        println!(
+            "a logout is refused by the users service {revoked_ms:.1} ms after the logout answered"
+        );
+    }
 
     println!(
         "\nserver peak RSS: {:.1} MB (current {:.1} MB)",
