@@ -37,6 +37,21 @@ where
     Ok(Some(result))
 }
 
+/// A transaction for background bookkeeping on a queue table (outbox, retries).
+///
+/// Its commit does not wait for the disk: a commit lost in a crash only means
+/// doing idempotent work again. Bitmap scans are off: only a plain index scan
+/// marks the index entries of rows it finds dead, and without that every pass
+/// would re-read every row handled since the last vacuum.
+pub async fn bookkeeping_transaction(
+    db: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SET LOCAL synchronous_commit = off; SET LOCAL enable_bitmapscan = off")
+        .await?;
+    Ok(txn)
+}
+
 /// Calls `tick` every `every` until `shutdown`, logging failures.
 pub async fn every<F, Fut>(
     name: &'static str,

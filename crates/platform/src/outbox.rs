@@ -2,13 +2,13 @@
 //! the change it announces, and a relay publishes it to RabbitMQ afterwards.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use events::Envelope;
 use lapin::BasicProperties;
 use lapin::Confirmation;
 use lapin::options::BasicPublishOptions;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -19,6 +19,9 @@ use crate::broker::Broker;
 const BATCH: i64 = 200;
 /// How often the relay looks for work nobody told it about (other replicas' rows, retries).
 const POLL: Duration = Duration::from_millis(500);
+/// How far back a woken pass looks: rows of transactions that started longer
+/// ago wait for the next full pass.
+const RECENT_SECS: f64 = 3.0;
 /// How long a woken relay waits for more commits before it claims rows.
 const GATHER: Duration = Duration::from_millis(5);
 /// Longest wait between two attempts at a failing row.
@@ -78,8 +81,16 @@ impl Outbox {
     ) {
         let mut failures: u32 = 0;
         let mut passes: u64 = 0;
+        let mut woken = false;
+        let mut last_full_pass = Instant::now();
         loop {
-            match relay_once(&db, &broker).await {
+            // A woken pass looks only at rows written moments ago; a full
+            // pass (at least every POLL) also finds other replicas' rows and retries.
+            let full = !woken || last_full_pass.elapsed() >= POLL;
+            if full {
+                last_full_pass = Instant::now();
+            }
+            match relay_once(&db, &broker, !full).await {
                 Ok(0) => failures = 0,
                 Ok(_) => {
                     failures = 0;
@@ -102,14 +113,15 @@ impl Outbox {
             } else {
                 Duration::from_millis(250 * 2u64.pow(failures.min(5)))
             };
-            tokio::select! {
+            woken = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {
                     // Under load, let a few commits gather into one pass.
                     tokio::time::sleep(GATHER).await;
+                    failures == 0
                 }
-                _ = tokio::time::sleep(pause) => {},
-            }
+                _ = tokio::time::sleep(pause) => false,
+            };
         }
     }
 }
@@ -126,21 +138,26 @@ enum RelayError {
 
 /// Claims a batch of due rows, publishes them with confirms, and marks the outcome.
 /// Returns how many rows were published.
-async fn relay_once(db: &DatabaseConnection, broker: &Broker) -> Result<usize, RelayError> {
-    let txn = db.begin().await?;
-    // Losing this commit in a crash only means publishing again, which
-    // consumers absorb; it need not wait for the disk.
-    txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-        .await?;
+/// Only rows written in the last `RECENT_SECS` when `recent_only`.
+async fn relay_once(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    recent_only: bool,
+) -> Result<usize, RelayError> {
+    // Publishing twice after a lost commit is absorbed by consumers.
+    let txn = crate::jobs::bookkeeping_transaction(db).await?;
+    // A full pass looks back further than any row can be old.
+    let since = if recent_only { RECENT_SECS } else { 1e10 };
     let rows = txn
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT id, event_type, payload::text AS payload, attempts FROM outbox
              WHERE published_at IS NULL AND next_attempt_at <= now()
+               AND created_at > now() - make_interval(secs => $2)
              ORDER BY created_at, id
              LIMIT $1
              FOR UPDATE SKIP LOCKED",
-            [BATCH.into()],
+            [BATCH.into(), since.into()],
         ))
         .await?;
     if rows.is_empty() {

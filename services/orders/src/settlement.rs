@@ -5,12 +5,12 @@
 //! replica (rows claimed with `FOR UPDATE SKIP LOCKED`), so a cancelled order
 //! always gets its stock back and a placed order always keeps it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, Statement, TransactionTrait,
+    EntityTrait, QueryFilter, Statement,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,11 @@ use uuid::Uuid;
 use crate::domain::Line;
 use crate::entity::settlement;
 use crate::peers::Products;
+
+/// How often a full pass looks for retries that have come due.
+const POLL: Duration = Duration::from_secs(2);
+/// How far back a woken pass looks.
+const RECENT_SECS: f64 = 3.0;
 
 /// A confirmation to hand over.
 pub fn confirm(reservation_id: Uuid) -> settlement::Model {
@@ -138,20 +143,29 @@ pub async fn retry(
     wake: std::sync::Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    let mut woken = false;
+    let mut last_full_pass = Instant::now();
     loop {
-        match retry_once(&db, &products).await {
+        // A woken pass looks only at settlements just written; a full pass
+        // (at least every POLL) also finds retries that have come due.
+        let full = !woken || last_full_pass.elapsed() >= POLL;
+        if full {
+            last_full_pass = Instant::now();
+        }
+        match retry_once(&db, &products, !full).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(err) => tracing::warn!(%err, "stock settlement retrier failed"),
         }
-        tokio::select! {
+        woken = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {
                 // Let a burst of commits gather into one batch.
                 tokio::time::sleep(Duration::from_millis(5)).await;
+                true
             }
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
+            _ = tokio::time::sleep(POLL) => false,
+        };
     }
 }
 
@@ -165,17 +179,24 @@ fn lost_holds(released: &[Uuid]) {
     metrics::counter!("orders_lost_holds_total").increment(released.len() as u64);
 }
 
-async fn retry_once(db: &DatabaseConnection, products: &Products) -> Result<usize, DbErr> {
-    let txn = db.begin().await?;
-    // Losing this commit in a crash only means confirming or releasing
-    // again, which the products service takes as done: no need to wait for the disk.
-    txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-        .await?;
+/// Only settlements due in the last `RECENT_SECS` when `recent_only`.
+async fn retry_once(
+    db: &DatabaseConnection,
+    products: &Products,
+    recent_only: bool,
+) -> Result<usize, DbErr> {
+    // Confirming or releasing again after a lost commit is taken as done.
+    let txn = platform::jobs::bookkeeping_transaction(db).await?;
+    // A full pass looks back further than any settlement can be old.
+    let since = if recent_only { RECENT_SECS } else { 1e10 };
     let rows: Vec<settlement::Model> = settlement::Entity::find()
-        .from_raw_sql(Statement::from_string(
+        .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT * FROM stock_settlements WHERE next_attempt_at <= now()
-             ORDER BY next_attempt_at LIMIT 500 FOR UPDATE SKIP LOCKED",
+            "SELECT * FROM stock_settlements
+              WHERE next_attempt_at <= now()
+                AND next_attempt_at > now() - make_interval(secs => $1)
+              ORDER BY next_attempt_at LIMIT 500 FOR UPDATE SKIP LOCKED",
+            [since.into()],
         ))
         .all(&txn)
         .await?;
