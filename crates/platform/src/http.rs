@@ -194,12 +194,20 @@ pub async fn serve(
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let addr = listener.local_addr()?;
+    crate::in_process::register(addr, app.clone());
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
+    .with_graceful_shutdown(async move {
+        shutdown.cancelled().await;
+        // A service shutting down takes no new calls, in memory or not.
+        crate::in_process::withdraw(addr);
+    })
+    .await;
+    crate::in_process::withdraw(addr);
+    served
 }
 
 /// A router answering every request with a problem+json 404 (the fallback).

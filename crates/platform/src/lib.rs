@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod in_process;
 pub mod inbox;
 pub mod internal;
 pub mod jobs;

@@ -10,7 +10,10 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use bytes::Bytes;
+
 use crate::error::{ApiError, FieldError};
+use crate::in_process;
 use crate::internal::HEADER;
 
 /// Another service, as seen by its callers.
@@ -21,6 +24,7 @@ pub struct Peer {
     bases: Arc<Vec<String>>,
     next: Arc<AtomicUsize>,
     token: SecretString,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Peer {
@@ -69,6 +73,7 @@ impl Peer {
             bases: Arc::new(bases),
             next: Arc::default(),
             token,
+            timeout,
         }
     }
 
@@ -87,13 +92,56 @@ impl Peer {
 
     /// Sends `request`; a peer that cannot be reached (or does not answer in time) is a 503.
     pub async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response, ApiError> {
-        request.send().await.map_err(|err| {
-            tracing::warn!(peer = self.name, %err, "call to another service failed");
+        let unavailable = || {
             ApiError::ServiceUnavailable(format!(
                 "the {} service is unavailable; try again shortly",
                 self.name
             ))
+        };
+        let (client, request) = request.build_split();
+        let request = request.map_err(|err| {
+            ApiError::Internal(anyhow::anyhow!(
+                "a call to {} is malformed: {err}",
+                self.name
+            ))
+        })?;
+        if let Some(app) = in_process::lookup(&request.url().as_str().parse().unwrap_or_default()) {
+            return self
+                .send_in_process(app, request)
+                .await
+                .ok_or_else(unavailable);
+        }
+        client.execute(request).await.map_err(|err| {
+            tracing::warn!(peer = self.name, %err, "call to another service failed");
+            unavailable()
         })
+    }
+
+    /// Hands `request` to the peer's router in this process (`shop serve`).
+    async fn send_in_process(
+        &self,
+        app: axum::Router,
+        request: reqwest::Request,
+    ) -> Option<reqwest::Response> {
+        let request: http::Request<reqwest::Body> = request.try_into().ok()?;
+        let (parts, body) = request.into_parts();
+        // Internal calls carry small JSON bodies, never streams.
+        let body = axum::body::Body::from(
+            body.as_bytes()
+                .map(Bytes::copy_from_slice)
+                .unwrap_or_default(),
+        );
+        let response =
+            in_process::call(app, http::Request::from_parts(parts, body), self.timeout).await;
+        let Some(response) = response else {
+            tracing::warn!(peer = self.name, "call to another service timed out");
+            return None;
+        };
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.ok()?;
+        Some(reqwest::Response::from(http::Response::from_parts(
+            parts, bytes,
+        )))
     }
 
     /// Reads a JSON answer, or turns a problem answer into the matching error.

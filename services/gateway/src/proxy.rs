@@ -113,32 +113,20 @@ impl Upstreams {
             parts.headers.insert("x-forwarded-for", value);
         }
         let outgoing = Request::from_parts(parts, body);
+        if let Some(app) = platform::in_process::lookup(&outgoing.uri().clone()) {
+            // The service runs in this process (`shop serve`): hand it the request in memory.
+            return match platform::in_process::call(app, outgoing, self.timeout).await {
+                Some(response) => {
+                    let (parts, body) = response.into_parts();
+                    from_upstream(parts, body)
+                }
+                None => timed_out(service),
+            };
+        }
         match tokio::time::timeout(self.timeout, self.client.request(outgoing)).await {
             Ok(Ok(response)) => {
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                // CORS is answered once, at the edge.
-                let cors: Vec<_> = parts
-                    .headers
-                    .keys()
-                    .filter(|name| name.as_str().starts_with("access-control-"))
-                    .cloned()
-                    .collect();
-                for name in cors {
-                    parts.headers.remove(name);
-                }
-                let vary: Vec<HeaderValue> = parts
-                    .headers
-                    .get_all(header::VARY)
-                    .iter()
-                    .filter(|value| !is_cors_vary(value))
-                    .cloned()
-                    .collect();
-                parts.headers.remove(header::VARY);
-                for value in vary {
-                    parts.headers.append(header::VARY, value);
-                }
-                Response::from_parts(parts, Body::new(body))
+                let (parts, body) = response.into_parts();
+                from_upstream(parts, Body::new(body))
             }
             Ok(Err(err)) if err.is_connect() => ApiError::ServiceUnavailable(format!(
                 "the {service} service is unavailable; try again shortly"
@@ -149,12 +137,41 @@ impl Upstreams {
                 ApiError::BadGateway(format!("the {service} service failed to answer"))
                     .into_response()
             }
-            Err(_) => {
-                ApiError::GatewayTimeout(format!("the {service} service did not answer in time"))
-                    .into_response()
-            }
+            Err(_) => timed_out(service),
         }
     }
+}
+
+fn timed_out(service: &str) -> Response {
+    ApiError::GatewayTimeout(format!("the {service} service did not answer in time"))
+        .into_response()
+}
+
+/// A service's answer as the gateway passes it on: without hop-by-hop
+/// headers, and without CORS headers, which the edge answers once.
+fn from_upstream(mut parts: axum::http::response::Parts, body: Body) -> Response {
+    strip_hop_by_hop(&mut parts.headers);
+    let cors: Vec<_> = parts
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in cors {
+        parts.headers.remove(name);
+    }
+    let vary: Vec<HeaderValue> = parts
+        .headers
+        .get_all(header::VARY)
+        .iter()
+        .filter(|value| !is_cors_vary(value))
+        .cloned()
+        .collect();
+    parts.headers.remove(header::VARY);
+    for value in vary {
+        parts.headers.append(header::VARY, value);
+    }
+    Response::from_parts(parts, body)
 }
 
 /// The `Vary` a service's CORS layer adds; the gateway's own layer adds it again.
