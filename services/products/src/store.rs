@@ -186,8 +186,9 @@ pub fn list_query(
         query = query.filter(Column::PriceCents.lte(max));
     }
     match filter.in_stock {
-        Some(true) => query = query.filter(Column::Stock.gt(0)),
-        Some(false) => query = query.filter(Column::Stock.eq(0)),
+        // `in_stock` is the stored `stock > 0` the partial indexes are built on.
+        Some(true) => query = query.filter(Expr::cust("in_stock")),
+        Some(false) => query = query.filter(Expr::cust("NOT in_stock")),
         None => {}
     }
     let tiebreak = page
