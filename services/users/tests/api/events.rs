@@ -167,3 +167,29 @@ async fn with_the_broker_down_writes_succeed_and_events_wait_in_the_outbox() {
     .await;
     assert!(body["detail"].as_str().expect("detail").contains("broker"));
 }
+
+#[tokio::test]
+async fn an_old_unpublished_event_goes_out_while_new_writes_keep_the_relay_busy() {
+    let app = TestApp::spawn().await;
+    // A row as a replica that died before publishing would leave it.
+    app.execute(
+        "INSERT INTO outbox (id, event_type, payload, created_at)
+         VALUES (gen_random_uuid(), 'user.updated', '{}', now() - interval '1 hour')",
+    )
+    .await;
+    for n in 0..40 {
+        // Each write wakes the relay for a pass over the newest rows only.
+        app.create(vec![user_item(&format!("Busy {n}"))]).await;
+        if app
+            .count_rows(
+                "outbox WHERE published_at IS NULL AND created_at < now() - interval '1 minute'",
+            )
+            .await
+            == 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the old row was never published");
+}
