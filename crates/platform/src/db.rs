@@ -6,12 +6,30 @@ use std::time::Duration;
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection};
 
 /// Tables every service has: the outbox (and, later, the inbox).
 fn platform_migrations() -> Migrator {
     sqlx::migrate!("./migrations")
+}
+
+/// How long a pooled connection may sit unused before it is pinged on its next use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
+/// Options for `url`. TLS to a server on this machine protects nothing and
+/// costs an encryption of every message at both ends, so a loopback URL that
+/// names no `sslmode` (nor `PGSSLMODE`) connects without it.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options = PgConnectOptions::from_str(url)?;
+    let host = options.get_host();
+    let loopback = host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1");
+    let mode_chosen = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+    Ok(if loopback && !mode_chosen {
+        options.ssl_mode(PgSslMode::Disable)
+    } else {
+        options
+    })
 }
 
 /// Connecting to or preparing the database failed.
@@ -48,7 +66,7 @@ pub async fn connect_and_migrate(
     pool_size: u32,
     migrations: Migrator,
 ) -> Result<DatabaseConnection, DbSetupError> {
-    let options = PgConnectOptions::from_str(url.expose_secret())
+    let options = connect_options(url.expose_secret())
         .map_err(|err| DbSetupError::BadUrl(err.to_string()))?;
     let database = options.get_database().unwrap_or("postgres").to_owned();
     create_database_if_missing(&options, &database).await?;
@@ -56,6 +74,17 @@ pub async fn connect_and_migrate(
         .max_connections(pool_size.max(1))
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
+        // A ping before every use would cost a round trip per transaction;
+        // only a connection that sat idle (maybe across a server restart) is checked.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options.disable_statement_logging())
         .await
         .map_err(|err| DbSetupError::Unreachable {
@@ -137,4 +166,30 @@ async fn create_database_if_missing(
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::PgSslMode;
+
+    use super::connect_options;
+
+    #[test]
+    fn a_loopback_url_without_a_tls_mode_connects_without_tls() {
+        let local = connect_options("postgres://postgres@127.0.0.1:5432/shop").expect("a URL");
+        assert!(matches!(local.get_ssl_mode(), PgSslMode::Disable));
+    }
+
+    #[test]
+    fn a_tls_mode_in_the_url_is_kept_even_on_loopback() {
+        let asked =
+            connect_options("postgres://postgres@127.0.0.1/shop?sslmode=require").expect("a URL");
+        assert!(matches!(asked.get_ssl_mode(), PgSslMode::Require));
+    }
+
+    #[test]
+    fn a_remote_server_keeps_the_default_tls_mode() {
+        let remote = connect_options("postgres://db.example.com/shop").expect("a URL");
+        assert!(!matches!(remote.get_ssl_mode(), PgSslMode::Disable));
+    }
 }

@@ -1,11 +1,9 @@
 //! Test support: a fresh, migrated database per test, cloned from a template
 //! that is built once per set of migrations.
 
-use std::str::FromStr;
-
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use sqlx::{ConnectOptions, Connection};
 
 use crate::db::{migrate, migrations_fingerprint, quote_ident};
@@ -88,7 +86,7 @@ impl Drop for TestDatabase {
 }
 
 async fn admin_connection(server: &str) -> anyhow::Result<PgConnection> {
-    Ok(PgConnectOptions::from_str(server)?
+    Ok(crate::db::connect_options(server)?
         .database("postgres")
         .disable_statement_logging()
         .connect()
