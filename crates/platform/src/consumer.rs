@@ -177,9 +177,33 @@ async fn declare(
     Ok(())
 }
 
+/// Declares the consumer's queues now if the broker is there (so every event
+/// published once the service is up is kept for it), then returns the
+/// consuming loop to spawn. A broker that is away does not hold the service
+/// up: the loop declares the queues when it gets through.
+pub async fn subscribe(
+    broker: Arc<Broker>,
+    consumer: Consumer,
+    handler: Arc<dyn Handler>,
+    shutdown: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let declared = async {
+        let connection = broker.connect().await?;
+        let channel = connection.create_channel().await?;
+        declare(&channel, broker.exchange(), &consumer).await?;
+        connection.close(200, "queues declared".into()).await?;
+        Ok::<(), BrokerError>(())
+    }
+    .await;
+    if let Err(err) = declared {
+        tracing::warn!(consumer = consumer.subscription.name, %err, "cannot declare the event queues yet; will when the broker is reachable");
+    }
+    consume(broker, consumer, handler, shutdown)
+}
+
 /// Consumes until `shutdown`, reconnecting after any broker failure. The
 /// message in hand when shutdown comes is finished first.
-pub async fn consume(
+async fn consume(
     broker: Arc<Broker>,
     consumer: Consumer,
     handler: Arc<dyn Handler>,

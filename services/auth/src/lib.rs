@@ -205,7 +205,7 @@ pub async fn run_on(
             }
         },
     ));
-    let consumer = tokio::spawn(platform::consumer::consume(
+    let consuming = platform::consumer::subscribe(
         infra.broker.clone(),
         infra.consumer(deletions::SUBSCRIPTION),
         Arc::new(deletions::UserDeleted {
@@ -214,7 +214,9 @@ pub async fn run_on(
             verifier: infra.verifier.clone(),
         }),
         shutdown.clone(),
-    ));
+    )
+    .await;
+    let consumer = tokio::spawn(consuming);
     let (api, openapi) = router(state);
     let served = infra.serve(api, openapi, listener, shutdown).await;
     consumer.await.ok();

@@ -147,7 +147,7 @@ pub async fn run_on(
         from: settings.notifications.mail_from.clone(),
         interval: Duration::from_millis(settings.notifications.mail_interval_ms),
     };
-    let consumer = tokio::spawn(platform::consumer::consume(
+    let consuming = platform::consumer::subscribe(
         infra.broker.clone(),
         infra.consumer(Subscription {
             max_attempts: settings.notifications.max_attempts.max(1),
@@ -156,7 +156,9 @@ pub async fn run_on(
         }),
         Arc::new(delivery),
         shutdown.clone(),
-    ));
+    )
+    .await;
+    let consumer = tokio::spawn(consuming);
     let (api, openapi) = router(AppState {
         db: infra.db.clone(),
         verifier: infra.verifier.clone(),
