@@ -1,7 +1,7 @@
 //! Periodic jobs that run on one replica at a time, under a Postgres advisory lock.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,41 @@ pub async fn bookkeeping_transaction(
     Ok(txn)
 }
 
+/// Which rows each pass over a queue table looks at: after a wake-up (a
+/// commit in this process) only those of the last few seconds, which is
+/// cheap; at least every `full_every`, all of them, which also finds other
+/// replicas' rows and retries that have come due.
+#[derive(Debug)]
+pub struct Passes {
+    full_every: Duration,
+    last_full: Instant,
+}
+
+impl Passes {
+    /// How far back a pass after a wake-up looks, in seconds.
+    const RECENT_SECS: f64 = 3.0;
+    /// How far back a full pass looks: further than any row can be old.
+    const ALL_SECS: f64 = 1e10;
+
+    /// Passes that look at everything at least every `full_every`.
+    pub fn new(full_every: Duration) -> Self {
+        Self {
+            full_every,
+            last_full: Instant::now(),
+        }
+    }
+
+    /// The look-back of the next pass in seconds (for
+    /// `now() - make_interval(secs => ...)`), `woken` telling whether a commit woke it.
+    pub fn next(&mut self, woken: bool) -> f64 {
+        if woken && self.last_full.elapsed() < self.full_every {
+            return Self::RECENT_SECS;
+        }
+        self.last_full = Instant::now();
+        Self::ALL_SECS
+    }
+}
+
 /// Calls `tick` every `every` until `shutdown`, logging failures.
 pub async fn every<F, Fut>(
     name: &'static str,
@@ -73,5 +108,21 @@ pub async fn every<F, Fut>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Passes;
+
+    #[test]
+    fn woken_passes_look_back_briefly_until_a_full_pass_is_due() {
+        let mut passes = Passes::new(Duration::from_secs(3600));
+        assert_eq!(passes.next(true), Passes::RECENT_SECS);
+        assert_eq!(passes.next(false), Passes::ALL_SECS);
+        let mut always_due = Passes::new(Duration::ZERO);
+        assert_eq!(always_due.next(true), Passes::ALL_SECS);
     }
 }

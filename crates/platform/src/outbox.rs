@@ -2,7 +2,7 @@
 //! the change it announces, and a relay publishes it to RabbitMQ afterwards.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use events::Envelope;
 use lapin::BasicProperties;
@@ -19,9 +19,6 @@ use crate::broker::Broker;
 const BATCH: i64 = 200;
 /// How often the relay looks for work nobody told it about (other replicas' rows, retries).
 const POLL: Duration = Duration::from_millis(500);
-/// How far back a woken pass looks: rows of transactions that started longer
-/// ago wait for the next full pass.
-const RECENT_SECS: f64 = 3.0;
 /// How long a woken relay waits for more commits before it claims rows.
 const GATHER: Duration = Duration::from_millis(5);
 /// Longest wait between two attempts at a failing row.
@@ -82,15 +79,9 @@ impl Outbox {
         let mut failures: u32 = 0;
         let mut passes: u64 = 0;
         let mut woken = false;
-        let mut last_full_pass = Instant::now();
+        let mut passes_over_rows = crate::jobs::Passes::new(POLL);
         loop {
-            // A woken pass looks only at rows written moments ago; a full
-            // pass (at least every POLL) also finds other replicas' rows and retries.
-            let full = !woken || last_full_pass.elapsed() >= POLL;
-            if full {
-                last_full_pass = Instant::now();
-            }
-            match relay_once(&db, &broker, !full).await {
+            match relay_once(&db, &broker, passes_over_rows.next(woken)).await {
                 Ok(0) => failures = 0,
                 Ok(_) => {
                     failures = 0;
@@ -136,18 +127,15 @@ enum RelayError {
     Amqp(#[from] lapin::Error),
 }
 
-/// Claims a batch of due rows, publishes them with confirms, and marks the outcome.
-/// Returns how many rows were published.
-/// Only rows written in the last `RECENT_SECS` when `recent_only`.
+/// Claims a batch of due rows written in the last `lookback_secs`, publishes
+/// them with confirms, and marks the outcome. Returns how many were published.
 async fn relay_once(
     db: &DatabaseConnection,
     broker: &Broker,
-    recent_only: bool,
+    lookback_secs: f64,
 ) -> Result<usize, RelayError> {
     // Publishing twice after a lost commit is absorbed by consumers.
     let txn = crate::jobs::bookkeeping_transaction(db).await?;
-    // A full pass looks back further than any row can be old.
-    let since = if recent_only { RECENT_SECS } else { 1e10 };
     let rows = txn
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -157,7 +145,7 @@ async fn relay_once(
              ORDER BY created_at, id
              LIMIT $1
              FOR UPDATE SKIP LOCKED",
-            [BATCH.into(), since.into()],
+            [BATCH.into(), lookback_secs.into()],
         ))
         .await?;
     if rows.is_empty() {

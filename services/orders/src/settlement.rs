@@ -5,7 +5,7 @@
 //! replica (rows claimed with `FOR UPDATE SKIP LOCKED`), so a cancelled order
 //! always gets its stock back and a placed order always keeps it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
@@ -22,8 +22,6 @@ use crate::peers::Products;
 
 /// How often a full pass looks for retries that have come due.
 const POLL: Duration = Duration::from_secs(2);
-/// How far back a woken pass looks.
-const RECENT_SECS: f64 = 3.0;
 
 /// A confirmation to hand over.
 pub fn confirm(reservation_id: Uuid) -> settlement::Model {
@@ -144,15 +142,9 @@ pub async fn retry(
     shutdown: CancellationToken,
 ) {
     let mut woken = false;
-    let mut last_full_pass = Instant::now();
+    let mut passes = platform::jobs::Passes::new(POLL);
     loop {
-        // A woken pass looks only at settlements just written; a full pass
-        // (at least every POLL) also finds retries that have come due.
-        let full = !woken || last_full_pass.elapsed() >= POLL;
-        if full {
-            last_full_pass = Instant::now();
-        }
-        match retry_once(&db, &products, !full).await {
+        match retry_once(&db, &products, passes.next(woken)).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(err) => tracing::warn!(%err, "stock settlement retrier failed"),
@@ -179,16 +171,14 @@ fn lost_holds(released: &[Uuid]) {
     metrics::counter!("orders_lost_holds_total").increment(released.len() as u64);
 }
 
-/// Only settlements due in the last `RECENT_SECS` when `recent_only`.
+/// Hands over the settlements that came due in the last `lookback_secs`.
 async fn retry_once(
     db: &DatabaseConnection,
     products: &Products,
-    recent_only: bool,
+    lookback_secs: f64,
 ) -> Result<usize, DbErr> {
     // Confirming or releasing again after a lost commit is taken as done.
     let txn = platform::jobs::bookkeeping_transaction(db).await?;
-    // A full pass looks back further than any settlement can be old.
-    let since = if recent_only { RECENT_SECS } else { 1e10 };
     let rows: Vec<settlement::Model> = settlement::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -196,7 +186,7 @@ async fn retry_once(
               WHERE next_attempt_at <= now()
                 AND next_attempt_at > now() - make_interval(secs => $1)
               ORDER BY next_attempt_at LIMIT 500 FOR UPDATE SKIP LOCKED",
-            [since.into()],
+            [lookback_secs.into()],
         ))
         .all(&txn)
         .await?;
