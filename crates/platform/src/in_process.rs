@@ -14,7 +14,6 @@ use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use http::Uri;
@@ -81,7 +80,7 @@ pub async fn call(app: Router, request: Request, timeout: Duration) -> Option<Re
     let (mut parts, body) = request.into_parts();
     // Nothing the caller's own stack attached may leak into the callee's.
     parts.extensions = http::Extensions::new();
-    let request = Request::from_parts(parts, Body::new(body));
+    let request = Request::from_parts(parts, body);
     let answered: Result<Result<Response, Infallible>, _> =
         tokio::time::timeout(timeout, app.oneshot(request)).await;
     match answered {

@@ -113,7 +113,7 @@ impl Upstreams {
             parts.headers.insert("x-forwarded-for", value);
         }
         let outgoing = Request::from_parts(parts, body);
-        if let Some(app) = platform::in_process::lookup(&outgoing.uri().clone()) {
+        if let Some(app) = platform::in_process::lookup(outgoing.uri()) {
             // The service runs in this process (`shop serve`): hand it the request in memory.
             return match platform::in_process::call(app, outgoing, self.timeout).await {
                 Some(response) => {
