@@ -174,6 +174,16 @@ impl TestAuth {
             .expect("sent")
     }
 
+    /// Deletes the user in the users service with `token` (an admin's).
+    pub async fn delete_user(&self, user_id: &str, token: &str) -> reqwest::Response {
+        self.http
+            .delete(format!("{}/users/{user_id}", self.users_base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sent")
+    }
+
     /// Registers a fresh user; returns the whole answer.
     pub async fn register(&self, username: &str, password: &str) -> Value {
         let response = self

@@ -178,14 +178,7 @@ async fn deleting_a_user_stops_its_tokens() {
         .expect("id")
         .to_owned();
 
-    let deleted = app
-        .http
-        .delete(format!("{}/users/{id}", app.users_base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(deleted.status(), 204);
+    assert_eq!(app.delete_user(&id, &admin).await.status(), 204);
 
     within(Duration::from_secs(1), async || {
         app.me(&token).await.status() == 401
@@ -204,14 +197,7 @@ async fn deleting_a_user_removes_the_login_through_the_event() {
         .expect("id")
         .to_owned();
 
-    let deleted = app
-        .http
-        .delete(format!("{}/users/{id}", app.users_base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(deleted.status(), 204);
+    assert_eq!(app.delete_user(&id, &admin).await.status(), 204);
 
     let logins = &format!("user_auth WHERE user_id = '{id}'");
     within(Duration::from_secs(10), async || {
