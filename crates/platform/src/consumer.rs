@@ -16,7 +16,7 @@ use lapin::options::{
     ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, declare_exchange};
@@ -187,18 +187,36 @@ pub async fn subscribe(
     handler: Arc<dyn Handler>,
     shutdown: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let declared = async {
-        let connection = broker.connect().await?;
-        let channel = connection.create_channel().await?;
-        declare(&channel, broker.exchange(), &consumer).await?;
-        connection.close(200, "queues declared".into()).await?;
-        Ok::<(), BrokerError>(())
-    }
-    .await;
-    if let Err(err) = declared {
-        tracing::warn!(consumer = consumer.subscription.name, %err, "cannot declare the event queues yet; will when the broker is reachable");
-    }
-    consume(broker, consumer, handler, shutdown)
+    let opened = match open(&broker, &consumer).await {
+        Ok(opened) => Some(opened),
+        Err(err) => {
+            tracing::warn!(consumer = consumer.subscription.name, %err, "cannot declare the event queues yet; will when the broker is reachable");
+            None
+        }
+    };
+    consume(broker, consumer, handler, shutdown, opened)
+}
+
+/// A broker connection with the consumer's queues declared on its channel.
+struct Opened {
+    connection: Connection,
+    channel: Channel,
+}
+
+async fn open(broker: &Broker, consumer: &Consumer) -> Result<Opened, BrokerError> {
+    let connection = broker.connect().await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(
+            consumer.subscription.prefetch.max(1),
+            BasicQosOptions::default(),
+        )
+        .await?;
+    declare(&channel, broker.exchange(), consumer).await?;
+    Ok(Opened {
+        connection,
+        channel,
+    })
 }
 
 /// Consumes until `shutdown`, reconnecting after any broker failure. The
@@ -208,11 +226,21 @@ async fn consume(
     consumer: Consumer,
     handler: Arc<dyn Handler>,
     shutdown: CancellationToken,
+    mut opened: Option<Opened>,
 ) {
     let subscription = &consumer.subscription;
     let mut failures = 0u32;
     loop {
-        match session(&broker, &consumer, handler.as_ref(), &shutdown).await {
+        let outcome = async {
+            // The first session uses the connection opened at start-up.
+            let opened = match opened.take() {
+                Some(opened) => opened,
+                None => open(&broker, &consumer).await?,
+            };
+            session(&consumer, opened, handler.as_ref(), &shutdown).await
+        }
+        .await;
+        match outcome {
             Ok(()) if shutdown.is_cancelled() => return,
             Ok(()) => failures = 0,
             Err(err) => {
@@ -231,18 +259,16 @@ async fn consume(
 }
 
 async fn session(
-    broker: &Broker,
     consumer: &Consumer,
+    opened: Opened,
     handler: &dyn Handler,
     shutdown: &CancellationToken,
 ) -> Result<(), BrokerError> {
     let subscription = &consumer.subscription;
-    let connection = broker.connect().await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .basic_qos(subscription.prefetch.max(1), BasicQosOptions::default())
-        .await?;
-    declare(&channel, broker.exchange(), consumer).await?;
+    let Opened {
+        connection,
+        channel,
+    } = opened;
     let publisher = connection.create_channel().await?;
     publisher
         .confirm_select(ConfirmSelectOptions::default())
