@@ -1,5 +1,7 @@
 //! Fixed-window counters in Redis, so a limit holds across replicas.
 
+use std::sync::Arc;
+
 use redis::aio::ConnectionManager;
 
 use crate::error::ApiError;
@@ -17,7 +19,7 @@ pub struct Limit {
 #[derive(Clone)]
 pub struct RateLimiter {
     redis: ConnectionManager,
-    prefix: &'static str,
+    prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -29,9 +31,14 @@ impl std::fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter whose keys start with `prefix`.
-    pub fn new(redis: ConnectionManager, prefix: &'static str) -> Self {
-        Self { redis, prefix }
+    /// A limiter whose keys start with `prefix`. The prefix must name the
+    /// deployment (its database, say): limits of two deployments sharing one
+    /// Redis must not count each other's failures.
+    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            redis,
+            prefix: prefix.into(),
+        }
     }
 
     fn key(&self, key: &str) -> String {

@@ -246,7 +246,10 @@ pub async fn state(infra: &Infra, settings: &Settings) -> anyhow::Result<AppStat
             settings.service.internal_token.clone(),
             Duration::from_secs(10),
         )),
-        limiter: RateLimiter::new(infra.redis.clone(), "login-failures"),
+        limiter: RateLimiter::new(
+            infra.redis.clone(),
+            &format!("login-failures:{}", infra.database_name()),
+        ),
         login_limits: LoginLimits {
             per_user: Limit {
                 max: settings.auth.login_failures_per_user,
