@@ -24,6 +24,23 @@ pub trait SortField: Copy + PartialEq + Sized + 'static {
     const ALL: &'static [Self];
     /// The name clients use in `sort=`.
     fn name(self) -> &'static str;
+    /// The kind of value this field's cursor position is.
+    fn kind(self) -> KeyKind;
+}
+
+/// What kind of value a sort key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Text.
+    Text,
+    /// Whole number.
+    Int,
+    /// Floating-point number.
+    Float,
+    /// Point in time.
+    Time,
+    /// UUID.
+    Uuid,
 }
 
 /// Ascending or descending.
@@ -121,6 +138,19 @@ pub enum KeyValue {
     Uuid(Uuid),
 }
 
+impl KeyValue {
+    /// The kind of value this is.
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            KeyValue::Text(_) => KeyKind::Text,
+            KeyValue::Int(_) => KeyKind::Int,
+            KeyValue::Float(_) => KeyKind::Float,
+            KeyValue::Time(_) => KeyKind::Time,
+            KeyValue::Uuid(_) => KeyKind::Uuid,
+        }
+    }
+}
+
 impl From<KeyValue> for Value {
     fn from(value: KeyValue) -> Self {
         match value {
@@ -189,7 +219,16 @@ impl<F: SortField> PageRequest<F> {
                             .into(),
                     ));
                 }
-                if body.k.len() != sort.keys.len() + 1 {
+                // Values of another kind than the sort's would reach SQL as a
+                // comparison of mismatched types: refuse the cursor here.
+                let kinds = sort
+                    .keys
+                    .iter()
+                    .map(|(field, _)| field.kind())
+                    .chain([KeyKind::Uuid]);
+                if body.k.len() != sort.keys.len() + 1
+                    || !body.k.iter().map(KeyValue::kind).eq(kinds)
+                {
                     return Err(bad());
                 }
                 mode = body.m;
@@ -292,6 +331,12 @@ mod tests {
                 Field::CreatedAt => "created_at",
             }
         }
+        fn kind(self) -> KeyKind {
+            match self {
+                Field::Name => KeyKind::Text,
+                Field::CreatedAt => KeyKind::Time,
+            }
+        }
     }
 
     const DEFAULT: &[(Field, Direction)] = &[(Field::CreatedAt, Direction::Desc)];
@@ -341,6 +386,25 @@ mod tests {
         assert!(
             PageRequest::<Field>::parse(Some(1), Some("garbage!"), Some("name"), DEFAULT).is_err()
         );
+    }
+
+    #[test]
+    fn a_cursor_whose_values_do_not_fit_its_sort_is_refused() {
+        let forged = |k: serde_json::Value| {
+            URL_SAFE_NO_PAD.encode(serde_json::json!({"s": "name", "k": k}).to_string())
+        };
+        let id = Uuid::now_v7();
+        let good = forged(serde_json::json!([{"t": "s", "v": "a"}, {"t": "u", "v": id}]));
+        assert!(PageRequest::<Field>::parse(Some(1), Some(&good), Some("name"), DEFAULT).is_ok());
+        for k in [
+            serde_json::json!([{"t": "i", "v": 3}, {"t": "u", "v": id}]),
+            serde_json::json!([{"t": "s", "v": "a"}, {"t": "s", "v": "b"}]),
+        ] {
+            let cursor = forged(k);
+            assert!(
+                PageRequest::<Field>::parse(Some(1), Some(&cursor), Some("name"), DEFAULT).is_err()
+            );
+        }
     }
 
     #[test]

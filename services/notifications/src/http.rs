@@ -4,7 +4,9 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use platform::auth::AuthUser;
 use platform::extract::{Json, Query};
-use platform::pagination::{Direction, KeyValue, Page, PageRequest, SortField, after_condition};
+use platform::pagination::{
+    Direction, KeyKind, KeyValue, Page, PageRequest, SortField, after_condition,
+};
 use platform::{ApiError, ApiResult};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -83,6 +85,10 @@ impl SortField for CreatedAt {
 
     fn name(self) -> &'static str {
         "created_at"
+    }
+
+    fn kind(self) -> KeyKind {
+        KeyKind::Time
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use events::{Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged};
-use platform::pagination::{Direction, KeyValue, PageRequest, SortField, after_condition};
+use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
@@ -43,6 +43,13 @@ impl SortField for OrderSort {
         match self {
             OrderSort::CreatedAt => "created_at",
             OrderSort::TotalCents => "total_cents",
+        }
+    }
+
+    fn kind(self) -> KeyKind {
+        match self {
+            OrderSort::CreatedAt => KeyKind::Time,
+            OrderSort::TotalCents => KeyKind::Int,
         }
     }
 }

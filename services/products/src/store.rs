@@ -4,7 +4,7 @@ use chrono::{SubsecRound, Utc};
 use events::{Envelope, Event, ProductUpdated};
 use platform::error::violated_constraint;
 use platform::outbox::Outbox;
-use platform::pagination::{Direction, KeyValue, PageRequest, SortField, after_condition};
+use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
 use platform::{ApiError, FieldError};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
@@ -47,6 +47,15 @@ impl SortField for ProductSort {
             ProductSort::Price => "price",
             ProductSort::CreatedAt => "created_at",
             ProductSort::Name => "name",
+        }
+    }
+
+    fn kind(self) -> KeyKind {
+        match self {
+            ProductSort::Relevance => KeyKind::Float,
+            ProductSort::Price => KeyKind::Int,
+            ProductSort::CreatedAt => KeyKind::Time,
+            ProductSort::Name => KeyKind::Text,
         }
     }
 }

@@ -5,7 +5,7 @@ use events::{Envelope, Event, UserDeleted, UserProfile};
 use platform::auth::Role;
 use platform::error::violated_constraint;
 use platform::outbox::Outbox;
-use platform::pagination::{Direction, PageRequest, SortField, after_condition};
+use platform::pagination::{Direction, KeyKind, PageRequest, SortField, after_condition};
 use platform::{ApiError, FieldError};
 use sea_orm::sea_query::extension::postgres::PgExpr;
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
@@ -40,6 +40,13 @@ impl SortField for UserSort {
             UserSort::Name => "name",
             UserSort::Email => "email",
             UserSort::CreatedAt => "created_at",
+        }
+    }
+
+    fn kind(self) -> KeyKind {
+        match self {
+            UserSort::Name | UserSort::Email => KeyKind::Text,
+            UserSort::CreatedAt => KeyKind::Time,
         }
     }
 }
