@@ -237,6 +237,13 @@ pub struct Lookup {
     pub hit: Option<String>,
 }
 
+impl Lookup {
+    /// The generation the lookup saw; `None` when the cache is off or unreachable.
+    pub fn generation(&self) -> Option<&str> {
+        self.generation.as_deref()
+    }
+}
+
 impl GenerationalCache {
     /// A cache whose entries start with `prefix` and live `ttl_secs` (0 turns it off).
     /// The prefix must name the data's owner (its database, say): answers of two

@@ -265,22 +265,40 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The 503 a database error means, when it means the database is away or busy.
+    fn database_unavailable(err: &sea_orm::DbErr) -> Option<Self> {
+        use sea_orm::{DbErr, RuntimeErr};
+        match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Some(Self::ServiceUnavailable(
+                "the database is unavailable right now".into(),
+            )),
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
+            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut)) => Some(
+                Self::ServiceUnavailable("the database is busy; try again".into()),
+            ),
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Io(_)))
+            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Io(_))) => Some(
+                Self::ServiceUnavailable("the database is unavailable right now".into()),
+            ),
+            _ => None,
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        use sea_orm::{DbErr, RuntimeErr};
-        match &err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-                Self::ServiceUnavailable("the database is unavailable right now".into())
-            }
-            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
-            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut)) => {
-                Self::ServiceUnavailable("the database is busy; try again".into())
-            }
-            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Io(_)))
-            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Io(_))) => {
-                Self::ServiceUnavailable("the database is unavailable right now".into())
-            }
-            _ => Self::Internal(err.into()),
+        Self::database_unavailable(&err).unwrap_or_else(|| Self::Internal(err.into()))
+    }
+}
+
+/// A database error that one computation met for several waiting requests.
+impl From<std::sync::Arc<sea_orm::DbErr>> for ApiError {
+    fn from(err: std::sync::Arc<sea_orm::DbErr>) -> Self {
+        match std::sync::Arc::try_unwrap(err) {
+            Ok(err) => err.into(),
+            Err(shared) => Self::database_unavailable(&shared)
+                .unwrap_or_else(|| Self::Internal(anyhow::anyhow!("{shared}"))),
         }
     }
 }

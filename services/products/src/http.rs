@@ -1,6 +1,8 @@
 //! The products API: each handler extracts, applies the rules, calls the
 //! store (through the cache for reads), and shapes the answer.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +21,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::{self, Errors, NewProduct, ProductChanges};
 use crate::entity::product::Model;
+use crate::search::{self, Matches};
 use crate::store::{self, Matching, ProductFilter, ProductSort, UpdateRefused};
 
 /// A product as the API shows it.
@@ -390,13 +393,34 @@ pub async fn list_products(
     if let Some(json) = &lookup.hit {
         return Ok(json_response(json.clone()));
     }
+    let searched = match (filter.q.as_deref(), lookup.generation()) {
+        (Some(q), Some(generation)) => {
+            search_in_memory(&state, generation, q, &filter, &mut page).await?
+        }
+        _ => None,
+    };
+    let result = match searched {
+        Some(result) => result,
+        None => list_in_postgres(&state, &filter, &mut page).await?,
+    };
+    let json = serde_json::to_string(&result).map_err(|err| ApiError::Internal(err.into()))?;
+    state.lists.put(&lookup, &cache_key, &json).await;
+    Ok(json_response(json))
+}
+
+/// A page computed by Postgres: filters, order and limit in one query.
+async fn list_in_postgres(
+    state: &AppState,
+    filter: &ProductFilter,
+    page: &mut PageRequest<ProductSort>,
+) -> ApiResult<Page<Product>> {
     let mut matching = Matching::from_mode(page.mode.as_deref());
-    let mut rows = store::list(&state.db, &filter, &page, matching).await?;
+    let mut rows = store::list(&state.db, filter, page, matching).await?;
     // Words that find nothing on a first page may be a typo: try the names.
     if rows.is_empty() && page.after.is_none() && filter.q.is_some() && matching == Matching::Words
     {
         matching = Matching::Similar;
-        rows = store::list(&state.db, &filter, &page, matching).await?;
+        rows = store::list(&state.db, filter, page, matching).await?;
     }
     page.mode = matching.as_mode();
     let result = page.finish(rows, |row| {
@@ -404,10 +428,61 @@ pub async fn list_products(
         keys.push(KeyValue::Uuid(row.product.product_id));
         keys
     });
-    let json = serde_json::to_string(&result.map(|row| Product::from(row.product)))
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    state.lists.put(&lookup, &cache_key, &json).await;
-    Ok(json_response(json))
+    Ok(result.map(|row| Product::from(row.product)))
+}
+
+/// A search page from the ranked matches of `q` kept in memory (see
+/// [`crate::search`]), the same answer [`list_in_postgres`] gives; `None` when
+/// `q` matches too many products to keep.
+async fn search_in_memory(
+    state: &AppState,
+    generation: &str,
+    q: &str,
+    filter: &ProductFilter,
+    page: &mut PageRequest<ProductSort>,
+) -> ApiResult<Option<Page<Product>>> {
+    let matches = |matching| {
+        state
+            .matches
+            .get_or_load(generation, matching, q, async move {
+                store::matches(&state.db, q, matching).await
+            })
+    };
+    let mut matching = Matching::from_mode(page.mode.as_deref());
+    let mut found = matches(matching).await?;
+    // Words that find nothing on a first page may be a typo: try the names.
+    if matching == Matching::Words && page.after.is_none() {
+        let empty = match found.as_ref() {
+            Matches::All(all) => search::page(all, filter, page).is_empty(),
+            Matches::TooMany => false,
+        };
+        if empty {
+            matching = Matching::Similar;
+            found = matches(matching).await?;
+        }
+    }
+    let Matches::All(all) = found.as_ref() else {
+        return Ok(None);
+    };
+    page.mode = matching.as_mode();
+    let chosen = page.finish(search::page(all, filter, page), |m| {
+        m.cursor_keys(&page.sort.keys)
+    });
+    let ids: Vec<Uuid> = chosen.data.iter().map(|m| m.product_id).collect();
+    let mut rows: HashMap<Uuid, Model> = store::find_many(&state.db, &ids)
+        .await?
+        .into_iter()
+        .map(|row| (row.product_id, row))
+        .collect();
+    Ok(Some(Page {
+        // A product deleted since the matches were read is left out.
+        data: ids
+            .iter()
+            .filter_map(|id| rows.remove(id))
+            .map(Product::from)
+            .collect(),
+        next_cursor: chosen.next_cursor,
+    }))
 }
 
 /// A list request in canonical form, hashed.

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod entity;
 pub mod http;
 pub mod internal;
+pub mod search;
 pub mod seed;
 pub mod stock;
 pub mod store;
@@ -26,6 +27,7 @@ use platform::outbox::Outbox;
 use platform::service::Infra;
 use platform::settings::ServiceSettings;
 use sea_orm::DatabaseConnection;
+use search::MatchCache;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -61,6 +63,10 @@ pub struct ProductsArgs {
     /// lag by up to this long.
     #[arg(long, env = "SHOP_PRODUCTS_LIST_CACHE_TTL_SECS", default_value_t = 10)]
     pub list_cache_ttl_secs: u64,
+    /// Megabytes of memory for the ranked matches of recent searches, kept
+    /// as long as list pages (and dropped with them).
+    #[arg(long, env = "SHOP_PRODUCTS_SEARCH_CACHE_MB", default_value_t = 64)]
+    pub search_cache_mb: u64,
 }
 
 impl Default for ProductsArgs {
@@ -70,6 +76,7 @@ impl Default for ProductsArgs {
             expiry_interval_secs: 15,
             cache_ttl_secs: 300,
             list_cache_ttl_secs: 10,
+            search_cache_mb: 64,
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct AppState {
     pub cache: VersionedCache,
     /// The cache of list and search pages.
     pub lists: GenerationalCache,
+    /// The ranked matches of recent search texts, in this process.
+    pub matches: MatchCache,
     /// The secret `/internal/*` callers present.
     pub internal: InternalToken,
     /// How long a reservation is held.
@@ -176,6 +185,10 @@ pub async fn run_on(
             infra.redis.clone(),
             &format!("product-lists:{}", infra.database_name()),
             settings.products.list_cache_ttl_secs,
+        ),
+        matches: MatchCache::new(
+            settings.products.search_cache_mb << 20,
+            Duration::from_secs(settings.products.list_cache_ttl_secs),
         ),
         internal: InternalToken(infra.settings.internal_token.clone()),
         hold_for: chrono::Duration::seconds(settings.products.reservation_ttl_secs.max(1) as i64),

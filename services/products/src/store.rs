@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::{NewProduct, ProductChanges};
 use crate::entity::product::{Column, Entity as Products, Model};
+use crate::search::{MAX_MATCHES, MatchRow, Matches, matches_of};
 
 /// The source events carry.
 pub const SOURCE: &str = "products";
@@ -80,7 +81,7 @@ pub struct ProductFilter {
 /// How `q` is matched: full-text words, or (when they find nothing) trigram
 /// word similarity on the name above 0.3, which forgives typos
 /// ("iphnoe" ~ "iPhone" is 0.43, "widgte" ~ "Widget" 0.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Matching {
     /// `websearch_to_tsquery` against name, tags, description.
     Words,
@@ -142,11 +143,14 @@ fn rank_expr(q: Option<&str>, matching: Matching) -> SimpleExpr {
 }
 
 impl ProductSort {
-    fn expr(self, rank: &SimpleExpr) -> SimpleExpr {
+    fn expr(self, rank: &SimpleExpr, searching: bool) -> SimpleExpr {
         match self {
             ProductSort::Relevance => rank.clone(),
             ProductSort::Price => column(Column::PriceCents),
             ProductSort::CreatedAt => column(Column::CreatedAt),
+            // Searches are also paged in memory (`search`), where names order
+            // by bytes; a walk may cross between the two, so both use one order.
+            ProductSort::Name if searching => Expr::cust(r#""products"."name" COLLATE "C""#),
             ProductSort::Name => column(Column::Name),
         }
     }
@@ -162,6 +166,20 @@ impl ProductSort {
     }
 }
 
+/// The live products `q` matches (all of them without `q`).
+fn matched_by(q: Option<&str>, matching: Matching) -> sea_orm::Select<Products> {
+    let query = Products::find().filter(Column::DeletedAt.is_null());
+    match q {
+        None => query,
+        Some(q) => query.filter(match matching {
+            Matching::Words => {
+                Expr::cust_with_values("search @@ websearch_to_tsquery('english', $1)", [q])
+            }
+            Matching::Similar => Expr::cust_with_values("$1 <% name", [q]),
+        }),
+    }
+}
+
 /// The query behind one page of `GET /products`, built but not run.
 pub fn list_query(
     filter: &ProductFilter,
@@ -170,15 +188,7 @@ pub fn list_query(
 ) -> sea_orm::Selector<sea_orm::SelectModel<Ranked>> {
     let q = filter.q.as_deref();
     let rank = rank_expr(q, matching);
-    let mut query = Products::find().filter(Column::DeletedAt.is_null());
-    if let Some(q) = q {
-        query = query.filter(match matching {
-            Matching::Words => {
-                Expr::cust_with_values("search @@ websearch_to_tsquery('english', $1)", [q])
-            }
-            Matching::Similar => Expr::cust_with_values("$1 <% name", [q]),
-        });
-    }
+    let mut query = matched_by(q, matching);
     if let Some(category) = &filter.category {
         query = query.filter(Column::Category.eq(category.as_str()));
     }
@@ -209,7 +219,7 @@ pub fn list_query(
         .sort
         .keys
         .iter()
-        .map(|(key, direction)| (key.expr(&rank), *direction))
+        .map(|(key, direction)| (key.expr(&rank, q.is_some()), *direction))
         .collect();
     keys.push((column(Column::ProductId), tiebreak));
     if let Some(after) = &page.after {
@@ -235,7 +245,52 @@ pub async fn list(
     page: &PageRequest<ProductSort>,
     matching: Matching,
 ) -> Result<Vec<Ranked>, DbErr> {
-    let query = list_query(filter, page, matching);
+    run_matching(db, matching, list_query(filter, page, matching)).await
+}
+
+/// The query behind [`matches`], built but not run.
+pub fn matches_query(
+    q: &str,
+    matching: Matching,
+) -> sea_orm::Selector<sea_orm::SelectModel<MatchRow>> {
+    matched_by(Some(q), matching)
+        .select_only()
+        .column(Column::ProductId)
+        .column_as(rank_expr(Some(q), matching), "rank")
+        .columns([
+            Column::PriceCents,
+            Column::CreatedAt,
+            Column::Name,
+            Column::Category,
+            Column::Tags,
+        ])
+        .column_as(Expr::cust("in_stock"), "in_stock")
+        .limit(MAX_MATCHES + 1)
+        .into_model::<MatchRow>()
+}
+
+/// Every live product `q` matches, ranked, with what filters and sorts read;
+/// [`Matches::TooMany`] when more than [`MAX_MATCHES`] do.
+#[tracing::instrument(skip(db))]
+pub async fn matches(
+    db: &DatabaseConnection,
+    q: &str,
+    matching: Matching,
+) -> Result<Matches, DbErr> {
+    let all = run_matching(db, matching, matches_query(q, matching)).await?;
+    Ok(if all.len() as u64 > MAX_MATCHES {
+        Matches::TooMany
+    } else {
+        Matches::All(matches_of(all))
+    })
+}
+
+/// Runs a search query under the setting its matching needs.
+async fn run_matching<T: FromQueryResult + Send + Sync>(
+    db: &DatabaseConnection,
+    matching: Matching,
+    query: sea_orm::Selector<sea_orm::SelectModel<T>>,
+) -> Result<Vec<T>, DbErr> {
     match matching {
         Matching::Words => query.all(db).await,
         Matching::Similar => {

@@ -2,7 +2,7 @@
 //! none may read the whole table.
 
 use platform::pagination::{KeyValue, PageRequest};
-use products::store::{Matching, ProductFilter, ProductSort, list_query};
+use products::store::{Matching, ProductFilter, ProductSort, list_query, matches_query};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use secrecy::ExposeSecret;
 
@@ -24,6 +24,28 @@ fn filter(
         max_price: max,
         in_stock,
     }
+}
+
+/// The plan of `statement`, planned under the setting fuzzy matching uses.
+async fn explain(db: &sea_orm::DatabaseConnection, statement: Statement) -> String {
+    let explain = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("EXPLAIN {}", statement.sql),
+        statement.values.map(|v| v.0).unwrap_or_default(),
+    );
+    let txn = db.begin().await.expect("txn");
+    txn.execute_unprepared(products::store::SIMILAR_SETTING)
+        .await
+        .expect("setting");
+    let plan: Vec<String> = txn
+        .query_all(explain)
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.try_get::<String>("", "QUERY PLAN").expect("plan line"))
+        .collect();
+    txn.rollback().await.expect("rollback");
+    plan.join("\n")
 }
 
 #[tokio::test]
@@ -102,24 +124,7 @@ async fn no_list_query_scans_the_table() {
                     }
                     let statement =
                         list_query(filter, &page, matching).into_statement(DbBackend::Postgres);
-                    let explain = Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        format!("EXPLAIN {}", statement.sql),
-                        statement.values.map(|v| v.0).unwrap_or_default(),
-                    );
-                    let txn = db.begin().await.expect("txn");
-                    txn.execute_unprepared(products::store::SIMILAR_SETTING)
-                        .await
-                        .expect("setting");
-                    let plan: Vec<String> = txn
-                        .query_all(explain)
-                        .await
-                        .expect("explain")
-                        .iter()
-                        .map(|row| row.try_get::<String>("", "QUERY PLAN").expect("plan line"))
-                        .collect();
-                    txn.rollback().await.expect("rollback");
-                    let plan = plan.join("\n");
+                    let plan = explain(&db, statement).await;
                     assert!(plan.contains("Limit"), "a plan was read:\n{plan}");
                     assert!(
                         !plan.contains("Seq Scan"),
@@ -128,6 +133,18 @@ async fn no_list_query_scans_the_table() {
                     checked += 1;
                 }
             }
+        }
+    }
+    // The ranked matches kept in memory for a search text (`products::search`).
+    for q in ["running shoe", "headphones", "wireless", "iphnoe"] {
+        for matching in [Matching::Words, Matching::Similar] {
+            let statement = matches_query(q, matching).into_statement(DbBackend::Postgres);
+            let plan = explain(&db, statement).await;
+            assert!(
+                !plan.contains("Seq Scan"),
+                "matches of {q:?} {matching:?}:\n{plan}"
+            );
+            checked += 1;
         }
     }
     assert!(checked > 100, "checked {checked} query shapes");

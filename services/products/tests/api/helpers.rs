@@ -33,6 +33,8 @@ impl Drop for TestApp {
 pub struct Options {
     pub redis_via_proxy: bool,
     pub reservation_ttl_secs: Option<u64>,
+    /// `Some(0)` turns the list cache, and with it the match cache, off.
+    pub list_cache_ttl_secs: Option<u64>,
 }
 
 impl TestApp {
@@ -65,7 +67,8 @@ impl TestApp {
                 reservation_ttl_secs: options.reservation_ttl_secs.unwrap_or(300),
                 expiry_interval_secs: 1,
                 cache_ttl_secs: 300,
-                list_cache_ttl_secs: 10,
+                list_cache_ttl_secs: options.list_cache_ttl_secs.unwrap_or(10),
+                search_cache_mb: 64,
             },
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -2,7 +2,9 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, id_of, names, product};
+use secrecy::ExposeSecret;
+
+use crate::helpers::{Options, TestApp, assert_problem, id_of, names, product};
 
 fn item(
     name: &str,
@@ -226,5 +228,128 @@ async fn pages_cover_every_product_once_on_every_sort() {
             all,
             "{query}: no gaps"
         );
+    }
+}
+
+/// Every page of `query`, by name, following the cursors.
+async fn walk_names(app: &TestApp, query: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/products?{query}&cursor={c}"),
+            None => format!("/products?{query}"),
+        };
+        let page = app.get_json(&path).await;
+        seen.extend(names(&page));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test]
+async fn searches_answer_the_same_from_kept_matches_and_from_postgres() {
+    // With the list cache on, searches are paged from matches kept in memory;
+    // with it off, Postgres pages them. Both must give the same answers.
+    let kept = TestApp::spawn().await;
+    let direct = TestApp::spawn_with(Options {
+        list_cache_ttl_secs: Some(0),
+        ..Options::default()
+    })
+    .await;
+    for app in [&kept, &direct] {
+        catalogue(app).await;
+        let extra: Vec<Value> = (0..9)
+            .map(|i| {
+                item(
+                    &format!("Shoe Box {}", ["b", "A", "a", "Z"][i % 4]),
+                    "A box for a shoe.",
+                    "home",
+                    &["storage", "shoe"],
+                    500 * (i % 3) as i64,
+                    (i % 2) as i64,
+                )
+            })
+            .collect();
+        app.create(extra).await;
+    }
+    for query in [
+        "q=shoe",
+        "q=shoe&sort=name",
+        "q=shoe&sort=-name",
+        "q=shoe&sort=price,-name",
+        "q=shoe&sort=-price",
+        "q=shoe&sort=created_at",
+        "q=shoe&sort=-relevance,name",
+        "q=shoe&in_stock=true",
+        "q=shoe&category=home&max_price=500",
+        "q=shoe&tags=storage,shoe&min_price=500",
+        "q=shoe%20-box",
+        "q=%22shoe%20box%22",
+        "q=shoe%20or%20socks",
+        "q=shoo",
+        "q=iphnoe",
+        "q=box&category=shoes",
+    ] {
+        for limit in ["2", "100"] {
+            let query = format!("{query}&limit={limit}");
+            assert_eq!(
+                walk_names(&kept, &query).await,
+                walk_names(&direct, &query).await,
+                "{query}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_search_matching_more_products_than_are_kept_pages_through_postgres() {
+    let app = TestApp::spawn().await;
+    let db = sea_orm::Database::connect(app.db.url.expose_secret())
+        .await
+        .expect("connect");
+    // Every demo description mentions a warranty.
+    let count = products::search::MAX_MATCHES as usize + 500;
+    products::seed::seed(&db, count, |_| {})
+        .await
+        .expect("seed");
+    let mut seen = HashSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..3 {
+        let path = match &cursor {
+            Some(c) => format!("/products?q=warranty&sort=-relevance,name&limit=100&cursor={c}"),
+            None => "/products?q=warranty&sort=-relevance,name&limit=100".to_owned(),
+        };
+        let page = app.get_json(&path).await;
+        let data = page["data"].as_array().expect("data");
+        assert_eq!(data.len(), 100);
+        for product in data {
+            assert!(seen.insert(id_of(product)), "no repeats");
+        }
+        cursor = Some(page["next_cursor"].as_str().expect("more pages").to_owned());
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_carrying_values_of_the_wrong_type_is_a_400() {
+    use base64::Engine;
+    let kept = TestApp::spawn().await;
+    let direct = TestApp::spawn_with(Options {
+        list_cache_ttl_secs: Some(0),
+        ..Options::default()
+    })
+    .await;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        json!({"s": "price", "k": [{"t": "s", "v": "cheap"}, {"t": "u", "v": uuid::Uuid::nil()}]})
+            .to_string(),
+    );
+    for app in [&kept, &direct] {
+        catalogue(app).await;
+        for query in ["q=shoe&sort=price", "sort=price"] {
+            let response = app.get(&format!("/products?{query}&cursor={forged}")).await;
+            assert_problem(response, 400).await;
+        }
     }
 }
