@@ -6,6 +6,7 @@ mod auth_figures;
 mod event_figures;
 mod load;
 mod orders_figures;
+mod search_figures;
 mod server;
 
 use std::time::{Duration, Instant};
@@ -202,7 +203,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         let search = "/products?q=wireless&category=electronics&in_stock=true&limit=20";
-        // Distinct price floors make every request a different question: no cache hits.
+        // Distinct price floors make every request a different question: no page-cache hits.
         let uncached: Vec<String> = (0..50_000)
             .map(|n| format!("/products?q=wireless&category=electronics&min_price={n}&limit=20"))
             .collect();
@@ -226,13 +227,27 @@ async fn main() -> anyhow::Result<()> {
                 16,
             ),
             (
-                "search q=wireless+2 filters, all misses, via gateway, 16 clients",
+                "search q=wireless+2 filters, each request new, 16 clients",
                 Target::new(&gateway, uncached, &admin),
                 16,
             ),
             (
-                "search q=running shoe+2 filters, all misses, 16 clients",
+                "search q=running shoe+2 filters, each request new, 16 clients",
                 Target::new(&gateway, running, &admin),
+                16,
+            ),
+            (
+                "search, 40 texts x changing filters, each new, 16 clients",
+                Target::new(&gateway, search_figures::mixed(50_000), &admin),
+                16,
+            ),
+            (
+                "search q=wireless never seen before (cold), 16 clients",
+                Target::new(
+                    &gateway,
+                    search_figures::never_seen("wireless", 50_000),
+                    &admin,
+                ),
                 16,
             ),
         ];
