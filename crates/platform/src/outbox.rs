@@ -39,8 +39,17 @@ impl Outbox {
         txn: &C,
         envelopes: &[Envelope],
     ) -> Result<(), DbErr> {
+        if let Some(insert) = Self::insert(envelopes)? {
+            txn.execute(insert).await?;
+        }
+        Ok(())
+    }
+
+    /// The statement that adds `envelopes` to the outbox, for callers that
+    /// send it with other writes ([`crate::writes::Writes`]); `None` for none.
+    pub fn insert(envelopes: &[Envelope]) -> Result<Option<Statement>, DbErr> {
         if envelopes.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut ids = Vec::with_capacity(envelopes.len());
         let mut types = Vec::with_capacity(envelopes.len());
@@ -54,14 +63,12 @@ impl Outbox {
             );
         }
         // One statement for the whole batch, however large the bulk request.
-        txn.execute(Statement::from_sql_and_values(
+        Ok(Some(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "INSERT INTO outbox (id, event_type, payload)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[])",
             [ids.into(), types.into(), payloads.into()],
-        ))
-        .await?;
-        Ok(())
+        )))
     }
 
     /// Tells this process's relay that committed rows are waiting.

@@ -11,7 +11,9 @@ use platform::address::Address;
 use platform::auth::{AuthUser, Role};
 use platform::bulk::{Batch, parse_ids};
 use platform::extract::{Json, Path, Query, bulk_items};
+use platform::outbox::Outbox;
 use platform::pagination::{Direction, KeyValue, Page, PageRequest};
+use platform::writes::Writes;
 use platform::{ApiError, ApiResult, FieldError};
 use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
@@ -351,18 +353,20 @@ async fn place(
 
     let confirm = settlement::confirm(reservation_id);
     let orders: Vec<Order> = stored.iter().cloned().map(Order::from).collect();
+    // The orders, their events, the confirmation to hand over and the stored
+    // answer: all committed, or none, in one round trip.
     let written = async {
-        let txn = state.db.begin().await?;
-        store::insert(&txn, &stored).await?;
+        let mut writes = Writes::new();
+        writes.extend(store::inserts(&stored));
         let events: Vec<_> = stored.iter().map(store::created_event).collect();
-        state.outbox.enqueue(&txn, &events).await?;
-        settlement::record(&txn, std::slice::from_ref(&confirm)).await?;
+        writes.extend(Outbox::insert(&events)?);
+        writes.extend(settlement::insert(std::slice::from_ref(&confirm)));
         if let Some(key) = key {
             let body =
                 serde_json::to_value(&orders).map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
-            idempotency::complete(&txn, caller.user_id, key, 201, &body).await?;
+            writes.push(idempotency::completion(caller.user_id, key, 201, body));
         }
-        txn.commit().await
+        writes.execute(&state.db).await
     }
     .await;
     if let Err(err) = written {

@@ -98,21 +98,18 @@ pub async fn claim(
     Ok(Claim::InProgress)
 }
 
-/// Stores the answer (inside the transaction that made it true).
-pub async fn complete<C: ConnectionTrait>(
-    db: &C,
-    user_id: Uuid,
-    key: &str,
-    status: u16,
-    body: &Value,
-) -> Result<(), DbErr> {
-    db.execute(Statement::from_sql_and_values(
+/// The statement that stores the answer, to run with the writes that made it true.
+pub fn completion(user_id: Uuid, key: &str, status: u16, body: Value) -> Statement {
+    Statement::from_sql_and_values(
         DbBackend::Postgres,
         "UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE user_id = $1 AND key = $2",
-        [user_id.into(), key.into(), i32::from(status).into(), body.clone().into()],
-    ))
-    .await?;
-    Ok(())
+        [
+            user_id.into(),
+            key.into(),
+            i32::from(status).into(),
+            body.into(),
+        ],
+    )
 }
 
 /// Releases a key whose request failed, so a retry runs again.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, Statement,
+    EntityTrait, QueryFilter, QueryTrait, Statement,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -60,10 +60,18 @@ fn row(
 
 /// Writes settlements (inside the caller's transaction).
 pub async fn record<C: ConnectionTrait>(db: &C, rows: &[settlement::Model]) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+    if let Some(insert) = insert(rows) {
+        db.execute(insert).await?;
     }
-    settlement::Entity::insert_many(rows.iter().map(|r| settlement::ActiveModel {
+    Ok(())
+}
+
+/// The statement that writes settlements, to run with others; `None` for none.
+pub fn insert(rows: &[settlement::Model]) -> Option<Statement> {
+    if rows.is_empty() {
+        return None;
+    }
+    let insert = settlement::Entity::insert_many(rows.iter().map(|r| settlement::ActiveModel {
         settlement_id: Set(r.settlement_id),
         kind: Set(r.kind.clone()),
         reservation_id: Set(r.reservation_id),
@@ -73,10 +81,8 @@ pub async fn record<C: ConnectionTrait>(db: &C, rows: &[settlement::Model]) -> R
         last_error: Set(None),
         next_attempt_at: Set(r.next_attempt_at),
         created_at: Set(r.created_at),
-    }))
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
+    }));
+    Some(insert.build(DbBackend::Postgres))
 }
 
 /// Hands one release over; confirmations always go in batches (see `retry_once`).

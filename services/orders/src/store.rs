@@ -7,8 +7,8 @@ use events::{Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged};
 use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
@@ -222,29 +222,48 @@ pub fn status_event(order: &order::Model, from: &str) -> Envelope {
     )
 }
 
-/// Inserts orders and their lines (inside the caller's transaction).
-pub async fn insert<C: ConnectionTrait>(db: &C, orders: &[Stored]) -> Result<(), DbErr> {
-    order::Entity::insert_many(orders.iter().map(|s| s.order.clone().into_active_model()))
-        .exec_without_returning(db)
-        .await?;
-    // Postgres takes at most 65,535 parameters per statement; a line has 6.
-    let items: Vec<order_item::ActiveModel> = orders
-        .iter()
-        .flat_map(|s| {
-            s.items
-                .iter()
-                .cloned()
-                .map(IntoActiveModel::into_active_model)
-        })
-        .collect();
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        let chunk: Vec<_> = items.by_ref().take(10_000).collect();
-        order_item::Entity::insert_many(chunk)
-            .exec_without_returning(db)
-            .await?;
+/// The statements that insert orders and their lines, to run together.
+pub fn inserts(orders: &[Stored]) -> Vec<Statement> {
+    if orders.is_empty() {
+        return Vec::new();
     }
-    Ok(())
+    // A bulk request holds at most 1,000 orders: 10 parameters each stay far
+    // below Postgres's 65,535. Lines are unbounded by comparison, so they go
+    // as one array per column.
+    let heads =
+        order::Entity::insert_many(orders.iter().map(|s| s.order.clone().into_active_model()))
+            .build(DbBackend::Postgres);
+    let lines = orders.iter().flat_map(|s| &s.items);
+    let (mut ids, mut numbers, mut products, mut names, mut prices, mut quantities) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for line in lines {
+        ids.push(line.order_id);
+        numbers.push(line.line);
+        products.push(line.product_id);
+        names.push(line.name.clone());
+        prices.push(line.unit_price_cents);
+        quantities.push(line.quantity);
+    }
+    let items = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO order_items (order_id, line, product_id, name, unit_price_cents, quantity)
+         SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::text[], $5::int8[], $6::int4[])",
+        [
+            ids.into(),
+            numbers.into(),
+            products.into(),
+            names.into(),
+            prices.into(),
+            quantities.into(),
+        ],
+    );
+    vec![heads, items]
 }
 
 /// Sets the status of `order` (already locked) and bumps its version.

@@ -1,0 +1,3 @@
+//! The platform's database plumbing against a real PostgreSQL.
+
+mod writes;
