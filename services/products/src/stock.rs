@@ -13,8 +13,8 @@ use platform::outbox::Outbox;
 use platform::{ApiError, FieldError};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
+    DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -164,36 +164,64 @@ async fn move_stock(
     })
 }
 
-/// Takes `quantity` of one live product for reservation `id` if it has that
-/// many, writing the reservation's line in the same statement; `None` otherwise.
+/// What [`take_one`] did.
+enum Taken {
+    /// The reservation is new and holds the units.
+    Held(Moved),
+    /// The reservation is new but the product is missing or short: roll back.
+    Short,
+    /// The reservation already existed (a retry): nothing was taken.
+    Known,
+}
+
+/// Writes reservation `head` and takes `quantity` of one live product for it
+/// if it has that many, with the reservation's line: one statement, so the
+/// row lock it takes is held for the fewest round trips.
 async fn take_one(
     txn: &DatabaseTransaction,
-    id: Uuid,
+    head: &reservation::Model,
     product_id: Uuid,
     quantity: i32,
-) -> Result<Option<Moved>, DbErr> {
-    // One statement: the row lock it takes is held for one round trip less.
+) -> Result<Taken, DbErr> {
     let row = txn
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "WITH taken AS (
+            "WITH head AS (
+                 INSERT INTO reservations (reservation_id, status, created_at, updated_at, expires_at)
+                 VALUES ($3, $4, $5, $5, $6)
+                 ON CONFLICT (reservation_id) DO NOTHING
+                 RETURNING reservation_id),
+             taken AS (
                  UPDATE products
                     SET stock = stock - $2, version = version + 1, updated_at = now()
                   WHERE product_id = $1 AND deleted_at IS NULL AND stock >= $2
+                    AND EXISTS (SELECT FROM head)
                  RETURNING *),
              line AS (
                  INSERT INTO reservation_items
                         (reservation_id, product_id, quantity, name, unit_price_cents, currency)
                  SELECT $3, product_id, $2, name, price_cents, currency FROM taken)
-             SELECT * FROM taken",
-            [product_id.into(), quantity.into(), id.into()],
+             SELECT EXISTS (SELECT FROM head) AS fresh, taken.*
+               FROM (VALUES (1)) AS one LEFT JOIN taken ON true",
+            [
+                product_id.into(),
+                quantity.into(),
+                head.reservation_id.into(),
+                head.status.clone().into(),
+                head.created_at.into(),
+                head.expires_at.into(),
+            ],
         ))
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the reservation statement answered no row".into()))?;
+    if !row.try_get::<bool>("", "fresh")? {
+        return Ok(Taken::Known);
+    }
+    if row.try_get::<Option<Uuid>>("", "product_id")?.is_none() {
+        return Ok(Taken::Short);
+    }
     let product = <Product as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
-    Ok(Some(Moved {
+    Ok(Taken::Held(Moved {
         availability_changed: product.stock == 0,
         products: vec![product],
     }))
@@ -219,32 +247,25 @@ pub async fn reserve(
     let txn = db.begin().await?;
     // Postgres keeps microseconds; answer with what a later read will return.
     let now = Utc::now().trunc_subsecs(6);
-    let inserted = reservation::Entity::insert(reservation::ActiveModel {
-        reservation_id: Set(id),
-        status: Set("held".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        expires_at: Set(now + hold_for),
-    })
-    .on_conflict(
-        sea_orm::sea_query::OnConflict::column(reservation::Column::ReservationId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
-    if inserted == 0 {
-        // A retry: answer what the first request held.
+    let head = reservation::Model {
+        reservation_id: id,
+        status: "held".into(),
+        created_at: now,
+        updated_at: now,
+        expires_at: now + hold_for,
+    };
+    // A retry: answer what the first request held.
+    let known = |txn: DatabaseTransaction| async move {
         txn.rollback().await?;
         let existing = load(db, id)
             .await?
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("reservation {id} vanished")))?;
-        return Ok(Reserved {
+        Ok(Reserved {
             reservation: existing,
             created: false,
             moved: Moved::default(),
-        });
-    }
+        })
+    };
     let unknown = |product_id: Uuid, index: usize| ApiError::Validation {
         detail: format!("no product with id {product_id}; nothing was reserved"),
         errors: vec![FieldError::new("product_id", "no such product").at(index)],
@@ -265,9 +286,10 @@ pub async fn reserve(
         // One product (the common order): a conditional decrement holds it in
         // one statement, and a single row lock cannot deadlock.
         let (quantity, index) = wanted[&product_id];
-        match take_one(&txn, id, product_id, quantity).await? {
-            Some(moved) => (moved.products.clone(), moved),
-            None => {
+        match take_one(&txn, &head, product_id, quantity).await? {
+            Taken::Held(moved) => (moved.products.clone(), moved),
+            Taken::Known => return known(txn).await,
+            Taken::Short => {
                 let current = product::Entity::find_by_id(product_id).one(&txn).await?;
                 return Err(match current {
                     Some(p) if p.deleted_at.is_none() => {
@@ -278,6 +300,17 @@ pub async fn reserve(
             }
         }
     } else {
+        let inserted = reservation::Entity::insert(head.clone().into_active_model())
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(reservation::Column::ReservationId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted == 0 {
+            return known(txn).await;
+        }
         let products = lock_products(&txn, &ids).await?;
         let mut errors = Vec::new();
         for (product_id, (quantity, index)) in &wanted {
