@@ -22,7 +22,8 @@ pub async fn event_latency(
     )
     .await?;
     let channel = connection.create_channel().await?;
-    platform::broker::declare_exchange(&channel, events::EXCHANGE).await?;
+    let exchange = format!("{}{}", crate::server::BROKER_NAMESPACE, events::EXCHANGE);
+    platform::broker::declare_exchange(&channel, &exchange).await?;
     let queue = channel
         .queue_declare(
             "".into(),
@@ -37,7 +38,7 @@ pub async fn event_latency(
     channel
         .queue_bind(
             queue.name().clone(),
-            events::EXCHANGE.into(),
+            exchange.as_str().into(),
             "user.registered".into(),
             QueueBindOptions::default(),
             FieldTable::default(),

@@ -30,6 +30,17 @@ const NOTIFICATIONS_PORT: u16 = 18085;
 pub const ADMIN: &str = "bench-admin";
 /// Its password.
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
+/// The bench's own exchange and queues on the machine's RabbitMQ, apart from
+/// any other deployment there.
+pub const BROKER_NAMESPACE: &str = "bench.";
+/// The queues `shop serve` declares (its consumers' subscriptions, each with
+/// its retry queue), under [`BROKER_NAMESPACE`].
+const QUEUES: &[&str] = &[
+    "auth.events",
+    "auth.events.retry",
+    "notifications.events",
+    "notifications.events.retry",
+];
 
 impl Server {
     /// Migrates a scratch database (so start-up is measured on an existing
@@ -45,6 +56,7 @@ impl Server {
         let orders_database = "postgres://postgres@127.0.0.1:5432/shop_bench_orders";
         let notifications_database = "postgres://postgres@127.0.0.1:5432/shop_bench_notifications";
         reset_database().await?;
+        reset_queues().await?;
         let migrate = Command::new(shop)
             .arg("migrate")
             .env("SHOP_USERS_DATABASE_URL", database)
@@ -87,6 +99,7 @@ impl Server {
         let started = Instant::now();
         let child = Command::new(shop)
             .arg("serve")
+            .env("SHOP_BROKER_NAMESPACE", BROKER_NAMESPACE)
             .env("SHOP_USERS_DATABASE_URL", database)
             .env("SHOP_AUTH_DATABASE_URL", auth_database)
             .env("SHOP_PRODUCTS_DATABASE_URL", products_database)
@@ -192,6 +205,33 @@ async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
         .status()
         .await?;
     anyhow::ensure!(status.success(), "psql failed: {sql}");
+    Ok(())
+}
+
+/// Deletes the queues an earlier run left. Notifications leave one mail a
+/// second, so each run leaves thousands of order confirmations behind; a
+/// broker holding the backlog of every earlier run answers slower, and the
+/// figures would drift down from run to run.
+async fn reset_queues() -> anyhow::Result<()> {
+    let connection = lapin::Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .context("connecting to RabbitMQ")?;
+    for queue in QUEUES {
+        // A channel per queue: deleting a queue that is missing closes it.
+        let channel = connection.create_channel().await?;
+        let name = format!("{BROKER_NAMESPACE}{queue}");
+        channel
+            .queue_delete(
+                name.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await
+            .ok();
+    }
+    connection.close(0, "".into()).await.ok();
     Ok(())
 }
 
