@@ -52,6 +52,12 @@ pub async fn bookkeeping_transaction(
     Ok(txn)
 }
 
+/// How long a woken pass over a queue table waits for more commits, so that
+/// under load one pass (one transaction, one batch to the broker or a peer)
+/// carries many rows instead of one each. It adds this much to the latency
+/// of what the table hands on.
+pub const GATHER: Duration = Duration::from_millis(10);
+
 /// Which rows each pass over a queue table looks at: after a wake-up (a
 /// commit in this process) only those of the last few seconds, which is
 /// cheap; at least every `full_every`, all of them, which also finds other

@@ -19,8 +19,6 @@ use crate::broker::Broker;
 const BATCH: i64 = 200;
 /// How often the relay looks for work nobody told it about (other replicas' rows, retries).
 const POLL: Duration = Duration::from_millis(500);
-/// How long a woken relay waits for more commits before it claims rows.
-const GATHER: Duration = Duration::from_millis(5);
 /// Longest wait between two attempts at a failing row.
 const MAX_BACKOFF_SECS: i64 = 300;
 /// How long published rows are kept for inspection.
@@ -89,11 +87,13 @@ impl Outbox {
         let mut passes_over_rows = crate::jobs::Passes::new(POLL);
         loop {
             match relay_once(&db, &broker, passes_over_rows.next(woken)).await {
-                Ok(0) => failures = 0,
-                Ok(_) => {
+                // A full batch: more rows are waiting now.
+                Ok(n) if n as i64 >= BATCH => {
                     failures = 0;
                     continue;
                 }
+                // Rows committed meanwhile have woken it: they gather first.
+                Ok(_) => failures = 0,
                 Err(err) => {
                     failures = failures.saturating_add(1);
                     if failures == 1 || failures.is_power_of_two() {
@@ -114,8 +114,7 @@ impl Outbox {
             woken = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {
-                    // Under load, let a few commits gather into one pass.
-                    tokio::time::sleep(GATHER).await;
+                    tokio::time::sleep(crate::jobs::GATHER).await;
                     failures == 0
                 }
                 _ = tokio::time::sleep(pause) => false,

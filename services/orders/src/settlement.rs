@@ -20,6 +20,8 @@ use crate::domain::Line;
 use crate::entity::settlement;
 use crate::peers::Products;
 
+/// Settlements one pass hands over.
+const BATCH: usize = 500;
 /// How often a full pass looks for retries that have come due.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -151,15 +153,16 @@ pub async fn retry(
     let mut passes = platform::jobs::Passes::new(POLL);
     loop {
         match retry_once(&db, &products, passes.next(woken)).await {
-            Ok(n) if n > 0 => continue,
+            // A full batch: more rows are waiting now. Rows committed
+            // during a smaller pass have woken it and gather first.
+            Ok(n) if n >= BATCH => continue,
             Ok(_) => {}
             Err(err) => tracing::warn!(%err, "stock settlement retrier failed"),
         }
         woken = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {
-                // Let a burst of commits gather into one batch.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(platform::jobs::GATHER).await;
                 true
             }
             _ = tokio::time::sleep(POLL) => false,
@@ -191,8 +194,8 @@ async fn retry_once(
             "SELECT * FROM stock_settlements
               WHERE next_attempt_at <= now()
                 AND next_attempt_at > now() - make_interval(secs => $1)
-              ORDER BY next_attempt_at LIMIT 500 FOR UPDATE SKIP LOCKED",
-            [lookback_secs.into()],
+              ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            [lookback_secs.into(), (BATCH as i64).into()],
         ))
         .all(&txn)
         .await?;
