@@ -466,7 +466,7 @@ async fn search_in_memory(
     };
     page.mode = matching.as_mode();
     let chosen = page.finish(search::page(all, filter, page), |m| {
-        m.cursor_keys(&page.sort.keys)
+        all.cursor_keys(m, &page.sort.keys)
     });
     let ids: Vec<Uuid> = chosen.data.iter().map(|m| m.product_id).collect();
     let mut rows: HashMap<Uuid, Model> = store::find_many(&state.db, &ids)

@@ -65,7 +65,7 @@ pub struct ProductsArgs {
     pub list_cache_ttl_secs: u64,
     /// Megabytes of memory for the ranked matches of recent searches, kept
     /// as long as list pages (and dropped with them).
-    #[arg(long, env = "SHOP_PRODUCTS_SEARCH_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "SHOP_PRODUCTS_SEARCH_CACHE_MB", default_value_t = 32)]
     pub search_cache_mb: u64,
 }
 
@@ -76,7 +76,7 @@ impl Default for ProductsArgs {
             expiry_interval_secs: 15,
             cache_ttl_secs: 300,
             list_cache_ttl_secs: 10,
-            search_cache_mb: 64,
+            search_cache_mb: 32,
         }
     }
 }

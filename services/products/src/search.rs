@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::store::{Matching, ProductFilter, ProductSort};
 
 /// Most matches kept for one search text (a quarter of a 100,000-product
-/// catalogue, about 4 MB); broader searches go to Postgres page by page.
+/// catalogue, about 3 MB); broader searches go to Postgres page by page.
 pub const MAX_MATCHES: u64 = 25_000;
 
 /// One product a search matched, as Postgres answers it.
@@ -38,8 +38,8 @@ pub struct MatchRow {
     in_stock: bool,
 }
 
-/// One product a search matched, with what filters and sorts read. Categories
-/// and tags repeat across matches and are shared.
+/// One product a search matched, with what filters and sorts read. It owns
+/// no memory: its name and labels live in the [`Matched`] that holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
     /// The product.
@@ -50,88 +50,179 @@ pub struct Match {
     pub price_cents: i64,
     /// Created.
     pub created_at: DateTime<Utc>,
-    /// Name.
-    pub name: Box<str>,
-    /// Lower-cased category.
-    pub category: Arc<str>,
-    /// Lower-cased tags.
-    pub tags: Box<[Arc<str>]>,
+    /// Where its name is in [`Matched::names`].
+    name: (u32, u32),
+    /// Where its tags' label numbers are in [`Matched::tags`].
+    tags: (u32, u32),
+    /// Its category's label number.
+    category: u32,
     /// Stock above zero.
     pub in_stock: bool,
 }
 
-/// Turns rows into matches, sharing each distinct category and tag.
-pub fn matches_of(rows: Vec<MatchRow>) -> Vec<Match> {
-    let mut shared: HashMap<String, Arc<str>> = HashMap::new();
-    let mut share = |text: String| -> Arc<str> {
-        shared
-            .entry(text)
-            .or_insert_with_key(|text| Arc::from(text.as_str()))
-            .clone()
-    };
-    rows.into_iter()
-        .map(|row| Match {
-            product_id: row.product_id,
-            rank: row.rank,
-            price_cents: row.price_cents,
-            created_at: row.created_at,
-            name: row.name.into_boxed_str(),
-            category: share(row.category),
-            tags: row.tags.into_iter().map(&mut share).collect(),
-            in_stock: row.in_stock,
-        })
-        .collect()
+/// Every match of one search text, ranked, stored compactly: a few hundred
+/// of these are kept per process, each up to [`MAX_MATCHES`] long.
+#[derive(Debug, Default, PartialEq)]
+pub struct Matched {
+    matches: Vec<Match>,
+    /// The names of all matches, one after another.
+    names: String,
+    /// The distinct lower-cased categories and tags, numbered by position.
+    labels: Vec<Box<str>>,
+    /// The tags' label numbers of all matches, one after another.
+    tags: Vec<u32>,
 }
 
-impl Match {
-    fn admitted_by(&self, filter: &ProductFilter) -> bool {
-        filter
-            .category
-            .as_deref()
-            .is_none_or(|c| c == &*self.category)
-            && filter
-                .tags
-                .iter()
-                .all(|tag| self.tags.iter().any(|t| **t == **tag))
-            && filter.min_price.is_none_or(|min| self.price_cents >= min)
-            && filter.max_price.is_none_or(|max| self.price_cents <= max)
-            && filter.in_stock.is_none_or(|wanted| wanted == self.in_stock)
+fn position(len: usize) -> u32 {
+    // At most MAX_MATCHES rows of bounded names and tags are stored.
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+impl Matched {
+    /// Stores `rows`, numbering each distinct category and tag once.
+    pub fn from_rows(rows: Vec<MatchRow>) -> Self {
+        let mut numbers: HashMap<String, u32> = HashMap::new();
+        let mut matched = Matched {
+            matches: Vec::with_capacity(rows.len()),
+            ..Matched::default()
+        };
+        let mut number = |labels: &mut Vec<Box<str>>, label: String| -> u32 {
+            *numbers.entry(label).or_insert_with_key(|label| {
+                labels.push(label.as_str().into());
+                position(labels.len() - 1)
+            })
+        };
+        for row in rows {
+            let name_start = position(matched.names.len());
+            matched.names.push_str(&row.name);
+            let tags_start = position(matched.tags.len());
+            for tag in row.tags {
+                let n = number(&mut matched.labels, tag);
+                matched.tags.push(n);
+            }
+            let category = number(&mut matched.labels, row.category);
+            matched.matches.push(Match {
+                product_id: row.product_id,
+                rank: row.rank,
+                price_cents: row.price_cents,
+                created_at: row.created_at,
+                name: (name_start, position(matched.names.len())),
+                tags: (tags_start, position(matched.tags.len())),
+                category,
+                in_stock: row.in_stock,
+            });
+        }
+        matched.names.shrink_to_fit();
+        matched.tags.shrink_to_fit();
+        matched
     }
 
-    /// This match's value of `key`, as a cursor carries it.
-    pub fn key(&self, key: ProductSort) -> KeyValue {
+    fn name(&self, m: &Match) -> &str {
+        self.names
+            .get(m.name.0 as usize..m.name.1 as usize)
+            .unwrap_or_default()
+    }
+
+    fn tags(&self, m: &Match) -> &[u32] {
+        self.tags
+            .get(m.tags.0 as usize..m.tags.1 as usize)
+            .unwrap_or_default()
+    }
+
+    fn label(&self, text: &str) -> Option<u32> {
+        self.labels
+            .iter()
+            .position(|label| &**label == text)
+            .map(position)
+    }
+
+    /// Roughly the bytes this holds.
+    fn weight(&self) -> usize {
+        self.matches.capacity() * std::mem::size_of::<Match>()
+            + self.names.capacity()
+            + self.tags.capacity() * std::mem::size_of::<u32>()
+            + self
+                .labels
+                .iter()
+                .map(|label| label.len() + std::mem::size_of::<Box<str>>())
+                .sum::<usize>()
+    }
+
+    /// `filter` with its category and tags as label numbers; `None` when one
+    /// of them is no label here, so that no match can pass.
+    fn numbered(&self, filter: &ProductFilter) -> Option<Admits> {
+        let category = match filter.category.as_deref() {
+            Some(category) => Some(self.label(category)?),
+            None => None,
+        };
+        let tags = filter
+            .tags
+            .iter()
+            .map(|tag| self.label(tag))
+            .collect::<Option<Vec<u32>>>()?;
+        Some(Admits {
+            category,
+            tags,
+            min_price: filter.min_price,
+            max_price: filter.max_price,
+            in_stock: filter.in_stock,
+        })
+    }
+
+    /// `m`'s value of `key`, as a cursor carries it.
+    pub fn key(&self, m: &Match, key: ProductSort) -> KeyValue {
         match key {
-            ProductSort::Relevance => KeyValue::Float(self.rank),
-            ProductSort::Price => KeyValue::Int(self.price_cents),
-            ProductSort::CreatedAt => KeyValue::Time(self.created_at),
-            ProductSort::Name => KeyValue::Text(self.name.to_string()),
+            ProductSort::Relevance => KeyValue::Float(m.rank),
+            ProductSort::Price => KeyValue::Int(m.price_cents),
+            ProductSort::CreatedAt => KeyValue::Time(m.created_at),
+            ProductSort::Name => KeyValue::Text(self.name(m).to_owned()),
         }
     }
 
-    /// The sort-key values of this match followed by its id: what a cursor remembers.
-    pub fn cursor_keys(&self, keys: &[(ProductSort, Direction)]) -> Vec<KeyValue> {
-        let mut values: Vec<KeyValue> = keys.iter().map(|(key, _)| self.key(*key)).collect();
-        values.push(KeyValue::Uuid(self.product_id));
+    /// The sort-key values of `m` followed by its id: what a cursor remembers.
+    pub fn cursor_keys(&self, m: &Match, keys: &[(ProductSort, Direction)]) -> Vec<KeyValue> {
+        let mut values: Vec<KeyValue> = keys.iter().map(|(key, _)| self.key(m, *key)).collect();
+        values.push(KeyValue::Uuid(m.product_id));
         values
     }
 
-    /// How this match orders against `value` on `key`, ascending.
-    fn compare_key(&self, key: ProductSort, value: &KeyValue) -> Ordering {
+    /// How `m` orders against `value` on `key`, ascending.
+    fn compare_key(&self, m: &Match, key: ProductSort, value: &KeyValue) -> Ordering {
         match (key, value) {
-            (ProductSort::Relevance, KeyValue::Float(rank)) => self.rank.total_cmp(rank),
-            (ProductSort::Price, KeyValue::Int(price)) => self.price_cents.cmp(price),
-            (ProductSort::CreatedAt, KeyValue::Time(at)) => self.created_at.cmp(at),
+            (ProductSort::Relevance, KeyValue::Float(rank)) => m.rank.total_cmp(rank),
+            (ProductSort::Price, KeyValue::Int(price)) => m.price_cents.cmp(price),
+            (ProductSort::CreatedAt, KeyValue::Time(at)) => m.created_at.cmp(at),
             // The text order of Rust strings is byte order, as `COLLATE "C"` in SQL.
-            (ProductSort::Name, KeyValue::Text(name)) => (*self.name).cmp(name.as_str()),
+            (ProductSort::Name, KeyValue::Text(name)) => self.name(m).cmp(name.as_str()),
             // `PageRequest::parse` admits only cursors whose values fit their sort.
             _ => Ordering::Equal,
         }
     }
 }
 
+/// A filter in the terms of one [`Matched`].
+struct Admits {
+    category: Option<u32>,
+    tags: Vec<u32>,
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    in_stock: Option<bool>,
+}
+
+impl Admits {
+    fn admit(&self, m: &Match, tags: &[u32]) -> bool {
+        self.category.is_none_or(|c| c == m.category)
+            && self.tags.iter().all(|tag| tags.contains(tag))
+            && self.min_price.is_none_or(|min| m.price_cents >= min)
+            && self.max_price.is_none_or(|max| m.price_cents <= max)
+            && self.in_stock.is_none_or(|wanted| wanted == m.in_stock)
+    }
+}
+
 /// The order a sort list puts matches in: its keys, then the id in the
 /// direction of the last key (as the SQL of the same list orders rows).
 struct Order<'a> {
+    matched: &'a Matched,
     keys: &'a [(ProductSort, Direction)],
     tiebreak: Direction,
 }
@@ -144,11 +235,15 @@ fn directed(ordering: Ordering, direction: Direction) -> Ordering {
 }
 
 impl<'a> Order<'a> {
-    fn new(keys: &'a [(ProductSort, Direction)]) -> Self {
+    fn new(matched: &'a Matched, keys: &'a [(ProductSort, Direction)]) -> Self {
         let tiebreak = keys
             .last()
             .map_or(Direction::Asc, |(_, direction)| *direction);
-        Self { keys, tiebreak }
+        Self {
+            matched,
+            keys,
+            tiebreak,
+        }
     }
 
     fn compare(&self, a: &Match, b: &Match) -> Ordering {
@@ -157,7 +252,7 @@ impl<'a> Order<'a> {
                 ProductSort::Relevance => a.rank.total_cmp(&b.rank),
                 ProductSort::Price => a.price_cents.cmp(&b.price_cents),
                 ProductSort::CreatedAt => a.created_at.cmp(&b.created_at),
-                ProductSort::Name => a.name.cmp(&b.name),
+                ProductSort::Name => self.matched.name(a).cmp(self.matched.name(b)),
             };
             if ordering != Ordering::Equal {
                 return directed(ordering, *direction);
@@ -170,7 +265,7 @@ impl<'a> Order<'a> {
     /// values, then the id).
     fn comes_after(&self, m: &Match, after: &[KeyValue]) -> bool {
         for ((key, direction), value) in self.keys.iter().zip(after) {
-            let ordering = directed(m.compare_key(*key, value), *direction);
+            let ordering = directed(self.matched.compare_key(m, *key, value), *direction);
             if ordering != Ordering::Equal {
                 return ordering == Ordering::Greater;
             }
@@ -187,14 +282,18 @@ impl<'a> Order<'a> {
 /// The matches on the requested page, in order: those `filter` admits, after
 /// the cursor, at most `page.fetch_limit()` of them.
 pub fn page<'m>(
-    matches: &'m [Match],
+    matched: &'m Matched,
     filter: &ProductFilter,
     page: &PageRequest<ProductSort>,
 ) -> Vec<&'m Match> {
-    let order = Order::new(&page.sort.keys);
-    let mut chosen: Vec<&Match> = matches
+    let Some(admits) = matched.numbered(filter) else {
+        return Vec::new();
+    };
+    let order = Order::new(matched, &page.sort.keys);
+    let mut chosen: Vec<&Match> = matched
+        .matches
         .iter()
-        .filter(|m| m.admitted_by(filter))
+        .filter(|m| admits.admit(m, matched.tags(m)))
         .filter(|m| {
             page.after
                 .as_ref()
@@ -214,7 +313,7 @@ pub fn page<'m>(
 #[derive(Debug)]
 pub enum Matches {
     /// Every live product the text matches, ranked.
-    All(Vec<Match>),
+    All(Matched),
     /// More than [`MAX_MATCHES`]: page through Postgres instead.
     TooMany,
 }
@@ -222,17 +321,7 @@ pub enum Matches {
 impl Matches {
     fn weight(&self) -> u32 {
         match self {
-            // Roughly the bytes an entry holds (shared strings not counted).
-            Matches::All(all) => all
-                .iter()
-                .map(|m| {
-                    std::mem::size_of::<Match>()
-                        + m.name.len()
-                        + m.tags.len() * std::mem::size_of::<Arc<str>>()
-                })
-                .sum::<usize>()
-                .try_into()
-                .unwrap_or(u32::MAX),
+            Matches::All(matched) => matched.weight().try_into().unwrap_or(u32::MAX),
             Matches::TooMany => 64,
         }
     }
@@ -298,27 +387,27 @@ mod tests {
     use super::*;
     use platform::pagination::PageRequest;
 
-    fn m(n: u128, rank: f64, price: i64, name: &str, tags: &[&str], in_stock: bool) -> Match {
-        Match {
+    fn row(n: u128, rank: f64, price: i64, name: &str, tags: &[&str], in_stock: bool) -> MatchRow {
+        MatchRow {
             product_id: Uuid::from_u128(n),
             rank,
             price_cents: price,
             created_at: DateTime::from_timestamp(1_700_000_000 + n as i64, 0).expect("a time"),
             name: name.into(),
             category: if n.is_multiple_of(2) { "even" } else { "odd" }.into(),
-            tags: tags.iter().map(|t| Arc::from(*t)).collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
             in_stock,
         }
     }
 
-    fn sample() -> Vec<Match> {
-        vec![
-            m(1, 0.5, 300, "b", &["x"], true),
-            m(2, 0.9, 100, "a", &["x", "y"], true),
-            m(3, 0.5, 200, "c", &[], false),
-            m(4, 0.1, 100, "B", &["y"], true),
-            m(5, 0.5, 100, "a", &["x"], true),
-        ]
+    fn sample() -> Matched {
+        Matched::from_rows(vec![
+            row(1, 0.5, 300, "b", &["x"], true),
+            row(2, 0.9, 100, "a", &["x", "y"], true),
+            row(3, 0.5, 200, "c", &[], false),
+            row(4, 0.1, 100, "B", &["y"], true),
+            row(5, 0.5, 100, "a", &["x"], true),
+        ])
     }
 
     fn ids(page: &[&Match]) -> Vec<u128> {
@@ -372,11 +461,43 @@ mod tests {
                     break;
                 }
                 let last = shown.last().expect("a full page");
-                request.after = Some(last.cursor_keys(&request.sort.keys));
+                request.after = Some(all.cursor_keys(last, &request.sort.keys));
             }
             let mut sorted = seen.clone();
             sorted.sort_unstable();
             assert_eq!(sorted, vec![1, 2, 3, 4, 5], "{sort}: {seen:?}");
         }
+    }
+
+    #[test]
+    fn a_category_or_tag_that_no_match_has_admits_nothing() {
+        let all = sample();
+        for filter in [
+            ProductFilter {
+                category: Some("none".into()),
+                ..ProductFilter::default()
+            },
+            ProductFilter {
+                tags: vec!["x".into(), "z".into()],
+                ..ProductFilter::default()
+            },
+        ] {
+            assert!(page(&all, &filter, &request("price", 10)).is_empty());
+        }
+    }
+
+    #[test]
+    fn each_match_reads_back_its_own_name_and_tags() {
+        let all = sample();
+        let second = &all.matches[1];
+        assert_eq!(all.name(second), "a");
+        let tags: Vec<&str> = all
+            .tags(second)
+            .iter()
+            .map(|n| &*all.labels[*n as usize])
+            .collect();
+        assert_eq!(tags, vec!["x", "y"]);
+        assert_eq!(&*all.labels[second.category as usize], "even");
+        assert_eq!(all.matches.len(), 5);
     }
 }

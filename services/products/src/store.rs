@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::{NewProduct, ProductChanges};
 use crate::entity::product::{Column, Entity as Products, Model};
-use crate::search::{MAX_MATCHES, MatchRow, Matches, matches_of};
+use crate::search::{MAX_MATCHES, MatchRow, Matched, Matches};
 
 /// The source events carry.
 pub const SOURCE: &str = "products";
@@ -281,7 +281,7 @@ pub async fn matches(
     Ok(if all.len() as u64 > MAX_MATCHES {
         Matches::TooMany
     } else {
-        Matches::All(matches_of(all))
+        Matches::All(Matched::from_rows(all))
     })
 }
 

@@ -68,7 +68,7 @@ impl TestApp {
                 expiry_interval_secs: 1,
                 cache_ttl_secs: 300,
                 list_cache_ttl_secs: options.list_cache_ttl_secs.unwrap_or(10),
-                search_cache_mb: 64,
+                search_cache_mb: 32,
             },
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
