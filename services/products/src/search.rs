@@ -331,7 +331,13 @@ impl Matches {
 #[derive(Clone)]
 pub struct MatchCache {
     entries: moka::future::Cache<(String, Matching, String), Arc<Matches>>,
+    loads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Loads of different texts running at once. A load holds every row of its
+/// text in memory while it runs (megabytes for a broad word), and Postgres
+/// ranks no faster with more of them at once than it has cores.
+const LOADS_AT_ONCE: usize = 4;
 
 impl std::fmt::Debug for MatchCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -350,6 +356,7 @@ impl MatchCache {
                 .weigher(|_, matches: &Arc<Matches>| matches.weight())
                 .time_to_live(ttl)
                 .build(),
+            loads: Arc::new(tokio::sync::Semaphore::new(LOADS_AT_ONCE)),
         }
     }
 
@@ -370,7 +377,11 @@ impl MatchCache {
         let hit = self.entries.contains_key(&key);
         let found = self
             .entries
-            .try_get_with(key, async { load.await.map(Arc::new) })
+            .try_get_with(key, async {
+                // The semaphore is never closed, so a permit always comes.
+                let _permit = self.loads.acquire().await.ok();
+                load.await.map(Arc::new)
+            })
             .await;
         let counter = if hit {
             "cache_hits_total"
