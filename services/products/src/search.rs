@@ -78,43 +78,74 @@ fn position(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-impl Matched {
-    /// Stores `rows`, numbering each distinct category and tag once.
-    pub fn from_rows(rows: Vec<MatchRow>) -> Self {
-        let mut numbers: HashMap<String, u32> = HashMap::new();
-        let mut matched = Matched {
-            matches: Vec::with_capacity(rows.len()),
-            ..Matched::default()
-        };
-        let mut number = |labels: &mut Vec<Box<str>>, label: String| -> u32 {
-            *numbers.entry(label).or_insert_with_key(|label| {
-                labels.push(label.as_str().into());
-                position(labels.len() - 1)
-            })
-        };
-        for row in rows {
-            let name_start = position(matched.names.len());
-            matched.names.push_str(&row.name);
-            let tags_start = position(matched.tags.len());
-            for tag in row.tags {
-                let n = number(&mut matched.labels, tag);
-                matched.tags.push(n);
-            }
-            let category = number(&mut matched.labels, row.category);
-            matched.matches.push(Match {
-                product_id: row.product_id,
-                rank: row.rank,
-                price_cents: row.price_cents,
-                created_at: row.created_at,
-                name: (name_start, position(matched.names.len())),
-                tags: (tags_start, position(matched.tags.len())),
-                category,
-                in_stock: row.in_stock,
-            });
+/// Builds a [`Matched`] row by row, as Postgres streams them, so that a load
+/// never holds all of its rows at once.
+#[derive(Debug, Default)]
+pub struct MatchedBuilder {
+    matched: Matched,
+    numbers: HashMap<String, u32>,
+}
+
+impl MatchedBuilder {
+    /// How many matches it holds so far.
+    pub fn len(&self) -> usize {
+        self.matched.matches.len()
+    }
+
+    /// True before the first match.
+    pub fn is_empty(&self) -> bool {
+        self.matched.matches.is_empty()
+    }
+
+    fn number(&mut self, label: String) -> u32 {
+        let labels = &mut self.matched.labels;
+        *self.numbers.entry(label).or_insert_with_key(|label| {
+            labels.push(label.as_str().into());
+            position(labels.len() - 1)
+        })
+    }
+
+    /// Adds the next match, numbering its category and tags.
+    pub fn push(&mut self, row: MatchRow) {
+        let name_start = position(self.matched.names.len());
+        self.matched.names.push_str(&row.name);
+        let tags_start = position(self.matched.tags.len());
+        for tag in row.tags {
+            let n = self.number(tag);
+            self.matched.tags.push(n);
         }
+        let category = self.number(row.category);
+        let matched = &mut self.matched;
+        matched.matches.push(Match {
+            product_id: row.product_id,
+            rank: row.rank,
+            price_cents: row.price_cents,
+            created_at: row.created_at,
+            name: (name_start, position(matched.names.len())),
+            tags: (tags_start, position(matched.tags.len())),
+            category,
+            in_stock: row.in_stock,
+        });
+    }
+
+    /// The matches, their buffers trimmed to size.
+    pub fn finish(self) -> Matched {
+        let mut matched = self.matched;
+        matched.matches.shrink_to_fit();
         matched.names.shrink_to_fit();
         matched.tags.shrink_to_fit();
         matched
+    }
+}
+
+impl Matched {
+    /// Stores `rows`, numbering each distinct category and tag once.
+    pub fn from_rows(rows: Vec<MatchRow>) -> Self {
+        let mut builder = MatchedBuilder::default();
+        for row in rows {
+            builder.push(row);
+        }
+        builder.finish()
     }
 
     fn name(&self, m: &Match) -> &str {

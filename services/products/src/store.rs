@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::{NewProduct, ProductChanges};
 use crate::entity::product::{Column, Entity as Products, Model};
-use crate::search::{MAX_MATCHES, MatchRow, Matched, Matches};
+use crate::search::{MAX_MATCHES, MatchRow, MatchedBuilder, Matches};
 
 /// The source events carry.
 pub const SOURCE: &str = "products";
@@ -277,12 +277,34 @@ pub async fn matches(
     q: &str,
     matching: Matching,
 ) -> Result<Matches, DbErr> {
-    let all = run_matching(db, matching, matches_query(q, matching)).await?;
-    Ok(if all.len() as u64 > MAX_MATCHES {
-        Matches::TooMany
-    } else {
-        Matches::All(Matched::from_rows(all))
-    })
+    let query = matches_query(q, matching);
+    match matching {
+        Matching::Words => collect_matches(query.stream(db).await?).await,
+        Matching::Similar => {
+            // The threshold of `<%` is a setting; scope it to this query.
+            let txn = db.begin().await?;
+            txn.execute_unprepared(SIMILAR_SETTING).await?;
+            let found = collect_matches(query.stream(&txn).await?).await;
+            txn.commit().await?;
+            found
+        }
+    }
+}
+
+/// Stores streamed matches as they come, up to [`MAX_MATCHES`].
+async fn collect_matches<S>(mut rows: S) -> Result<Matches, DbErr>
+where
+    S: futures::Stream<Item = Result<MatchRow, DbErr>> + Unpin,
+{
+    use futures::TryStreamExt;
+    let mut matched = MatchedBuilder::default();
+    while let Some(row) = rows.try_next().await? {
+        if matched.len() as u64 == MAX_MATCHES {
+            return Ok(Matches::TooMany);
+        }
+        matched.push(row);
+    }
+    Ok(Matches::All(matched.finish()))
 }
 
 /// Runs a search query under the setting its matching needs.
