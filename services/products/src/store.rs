@@ -2,6 +2,8 @@
 
 use chrono::{SubsecRound, Utc};
 use events::{Envelope, Event, ProductUpdated};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{BoxStream, TryStreamExt};
 use platform::error::violated_constraint;
 use platform::outbox::Outbox;
 use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
@@ -245,7 +247,10 @@ pub async fn list(
     page: &PageRequest<ProductSort>,
     matching: Matching,
 ) -> Result<Vec<Ranked>, DbErr> {
-    run_matching(db, matching, list_query(filter, page, matching)).await
+    run_matching(db, matching, list_query(filter, page, matching), |rows| {
+        rows.try_collect().boxed()
+    })
+    .await
 }
 
 /// The query behind [`matches`], built but not run.
@@ -277,26 +282,16 @@ pub async fn matches(
     q: &str,
     matching: Matching,
 ) -> Result<Matches, DbErr> {
-    let query = matches_query(q, matching);
-    match matching {
-        Matching::Words => collect_matches(query.stream(db).await?).await,
-        Matching::Similar => {
-            // The threshold of `<%` is a setting; scope it to this query.
-            let txn = db.begin().await?;
-            txn.execute_unprepared(SIMILAR_SETTING).await?;
-            let found = collect_matches(query.stream(&txn).await?).await;
-            txn.commit().await?;
-            found
-        }
-    }
+    run_matching(db, matching, matches_query(q, matching), |rows| {
+        collect_matches(rows).boxed()
+    })
+    .await
 }
 
 /// Stores streamed matches as they come, up to [`MAX_MATCHES`].
-async fn collect_matches<S>(mut rows: S) -> Result<Matches, DbErr>
-where
-    S: futures::Stream<Item = Result<MatchRow, DbErr>> + Unpin,
-{
-    use futures::TryStreamExt;
+async fn collect_matches(
+    mut rows: BoxStream<'_, Result<MatchRow, DbErr>>,
+) -> Result<Matches, DbErr> {
     let mut matched = MatchedBuilder::default();
     while let Some(row) = rows.try_next().await? {
         if matched.len() as u64 == MAX_MATCHES {
@@ -307,21 +302,26 @@ where
     Ok(Matches::All(matched.finish()))
 }
 
-/// Runs a search query under the setting its matching needs.
-async fn run_matching<T: FromQueryResult + Send + Sync>(
+/// Runs a search query under the setting its matching needs, handing its
+/// rows to `take` as Postgres sends them.
+async fn run_matching<T, R>(
     db: &DatabaseConnection,
     matching: Matching,
     query: sea_orm::Selector<sea_orm::SelectModel<T>>,
-) -> Result<Vec<T>, DbErr> {
+    take: impl for<'a> FnOnce(BoxStream<'a, Result<T, DbErr>>) -> BoxFuture<'a, Result<R, DbErr>>,
+) -> Result<R, DbErr>
+where
+    T: FromQueryResult + Send + Sync,
+{
     match matching {
-        Matching::Words => query.all(db).await,
+        Matching::Words => take(Box::pin(query.stream(db).await?)).await,
         Matching::Similar => {
             // The threshold of `<%` is a setting; scope it to this query.
             let txn = db.begin().await?;
             txn.execute_unprepared(SIMILAR_SETTING).await?;
-            let rows = query.all(&txn).await?;
+            let taken = take(Box::pin(query.stream(&txn).await?)).await?;
             txn.commit().await?;
-            Ok(rows)
+            Ok(taken)
         }
     }
 }
