@@ -365,9 +365,9 @@ pub struct MatchCache {
     loads: Arc<tokio::sync::Semaphore>,
 }
 
-/// Loads of different texts running at once. A load holds every row of its
-/// text in memory while it runs (megabytes for a broad word), and Postgres
-/// ranks no faster with more of them at once than it has cores.
+/// Loads of different texts running at once. A load builds all of its text's
+/// matches in memory (megabytes for a broad word), and Postgres ranks no
+/// faster with more of them at once than it has cores.
 const LOADS_AT_ONCE: usize = 4;
 
 impl std::fmt::Debug for MatchCache {
@@ -405,22 +405,18 @@ impl MatchCache {
         F: Future<Output = Result<Matches, E>>,
     {
         let key = (generation.to_owned(), matching, q.to_owned());
-        let hit = self.entries.contains_key(&key);
-        let found = self
-            .entries
+        if let Some(kept) = self.entries.get(&key).await {
+            metrics::counter!("cache_hits_total", "cache" => "search_matches").increment(1);
+            return Ok(kept);
+        }
+        metrics::counter!("cache_misses_total", "cache" => "search_matches").increment(1);
+        self.entries
             .try_get_with(key, async {
                 // The semaphore is never closed, so a permit always comes.
                 let _permit = self.loads.acquire().await.ok();
                 load.await.map(Arc::new)
             })
-            .await;
-        let counter = if hit {
-            "cache_hits_total"
-        } else {
-            "cache_misses_total"
-        };
-        metrics::counter!(counter, "cache" => "search_matches").increment(1);
-        found
+            .await
     }
 }
 
