@@ -361,9 +361,9 @@ pub async fn reserve(
     outbox.notify();
     Ok(Reserved {
         reservation: Reservation {
-            reservation_id: id,
-            status: "held".into(),
-            expires_at: now + hold_for,
+            reservation_id: head.reservation_id,
+            status: head.status,
+            expires_at: head.expires_at,
             items,
         },
         created: true,
