@@ -175,22 +175,27 @@ async fn filters_combine_with_q_and_each_other() {
     assert!(names(&app.get_json("/products?q=shoe&category=electronics").await).is_empty());
 }
 
-/// Every product of `query`, page after page, following the cursors.
-async fn walk(app: &TestApp, query: &str) -> Vec<Value> {
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/products?{query}&cursor={c}"),
-            None => format!("/products?{query}"),
+/// The first `at_most` pages of `query`, following the cursors.
+async fn pages(app: &TestApp, query: &str, at_most: usize) -> Vec<Value> {
+    let mut pages: Vec<Value> = Vec::new();
+    while pages.len() < at_most {
+        let path = match pages.last().and_then(|page| page["next_cursor"].as_str()) {
+            Some(cursor) => format!("/products?{query}&cursor={cursor}"),
+            None if pages.is_empty() => format!("/products?{query}"),
+            None => break,
         };
-        let page = app.get_json(&path).await;
-        seen.extend(page["data"].as_array().expect("data").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return seen,
-        }
+        pages.push(app.get_json(&path).await);
     }
+    pages
+}
+
+/// Every product of `query`, page after page.
+async fn walk(app: &TestApp, query: &str) -> Vec<Value> {
+    pages(app, query, usize::MAX)
+        .await
+        .iter()
+        .flat_map(|page| page["data"].as_array().expect("data").clone())
+        .collect()
 }
 
 #[tokio::test]
@@ -242,16 +247,21 @@ async fn walk_names(app: &TestApp, query: &str) -> Vec<String> {
     names(&json!({ "data": products }))
 }
 
-#[tokio::test]
-async fn searches_answer_the_same_from_kept_matches_and_from_postgres() {
-    // With the list cache on, searches are paged from matches kept in memory;
-    // with it off, Postgres pages them. Both must give the same answers.
+/// Two apps: one pages searches from matches kept in memory, the other (its
+/// list cache off, and with it the kept matches) through Postgres.
+async fn kept_and_direct() -> (TestApp, TestApp) {
     let kept = TestApp::spawn().await;
     let direct = TestApp::spawn_with(Options {
         list_cache_ttl_secs: Some(0),
         ..Options::default()
     })
     .await;
+    (kept, direct)
+}
+
+#[tokio::test]
+async fn searches_answer_the_same_from_kept_matches_and_from_postgres() {
+    let (kept, direct) = kept_and_direct().await;
     for app in [&kept, &direct] {
         catalogue(app).await;
         let extra: Vec<Value> = (0..9)
@@ -309,31 +319,22 @@ async fn a_search_matching_more_products_than_are_kept_pages_through_postgres() 
         .await
         .expect("seed");
     let mut seen = HashSet::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..3 {
-        let path = match &cursor {
-            Some(c) => format!("/products?q=warranty&sort=-relevance,name&limit=100&cursor={c}"),
-            None => "/products?q=warranty&sort=-relevance,name&limit=100".to_owned(),
-        };
-        let page = app.get_json(&path).await;
+    let first = pages(&app, "q=warranty&sort=-relevance,name&limit=100", 3).await;
+    assert_eq!(first.len(), 3);
+    for page in &first {
         let data = page["data"].as_array().expect("data");
         assert_eq!(data.len(), 100);
         for product in data {
             assert!(seen.insert(id_of(product)), "no repeats");
         }
-        cursor = Some(page["next_cursor"].as_str().expect("more pages").to_owned());
+        assert!(page["next_cursor"].is_string(), "more pages");
     }
 }
 
 #[tokio::test]
 async fn a_cursor_carrying_values_of_the_wrong_type_is_a_400() {
     use base64::Engine;
-    let kept = TestApp::spawn().await;
-    let direct = TestApp::spawn_with(Options {
-        list_cache_ttl_secs: Some(0),
-        ..Options::default()
-    })
-    .await;
+    let (kept, direct) = kept_and_direct().await;
     let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
         json!({"s": "price", "k": [{"t": "s", "v": "cheap"}, {"t": "u", "v": uuid::Uuid::nil()}]})
             .to_string(),
