@@ -449,25 +449,25 @@ async fn search_in_memory(
             })
     };
     let mut matching = Matching::from_mode(page.mode.as_deref());
-    let mut found = matches(matching).await?;
-    // Words that find nothing on a first page may be a typo: try the names.
-    if matching == Matching::Words && page.after.is_none() {
-        let empty = match found.as_ref() {
-            Matches::All(all) => search::page(all, filter, page).is_empty(),
-            Matches::TooMany => false,
-        };
-        if empty {
-            matching = Matching::Similar;
-            found = matches(matching).await?;
-        }
-    }
-    let Matches::All(all) = found.as_ref() else {
+    let words = matches(matching).await?;
+    let Matches::All(found) = words.as_ref() else {
         return Ok(None);
     };
+    let mut all = found;
+    let mut chosen = search::page(all, filter, page);
+    // Words that find nothing on a first page may be a typo: try the names.
+    let typos;
+    if chosen.is_empty() && matching == Matching::Words && page.after.is_none() {
+        matching = Matching::Similar;
+        typos = matches(matching).await?;
+        let Matches::All(similar) = typos.as_ref() else {
+            return Ok(None);
+        };
+        all = similar;
+        chosen = search::page(all, filter, page);
+    }
     page.mode = matching.as_mode();
-    let chosen = page.finish(search::page(all, filter, page), |m| {
-        all.cursor_keys(m, &page.sort.keys)
-    });
+    let chosen = page.finish(chosen, |m| all.cursor_keys(m, &page.sort.keys));
     let ids: Vec<Uuid> = chosen.data.iter().map(|m| m.product_id).collect();
     let mut rows: HashMap<Uuid, Model> = store::find_many(&state.db, &ids)
         .await?
