@@ -1,7 +1,9 @@
 //! PostgreSQL: create the service's database if it is missing, connect, migrate.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use secrecy::{ExposeSecret, SecretString};
@@ -16,6 +18,60 @@ fn platform_migrations() -> Migrator {
 
 /// How long a pooled connection may sit unused before it is pinged on its next use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
+/// How long after a connection failure every pooled connection is pinged
+/// before use. A server restart breaks every pooled connection at once; the
+/// first request to meet one is answered 503, and for this long the pool
+/// weeds out the other broken ones itself instead of handing them out.
+const PING_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
+/// When a request last met a broken or refused connection, in milliseconds
+/// since [`EPOCH`]; 0 for never.
+static LAST_FAILURE_MS: AtomicU64 = AtomicU64::new(0);
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Records that a database connection failed, so that pools check theirs for a while.
+pub fn connection_failed() {
+    let now = EPOCH.elapsed().as_millis() as u64;
+    LAST_FAILURE_MS.store(now.max(1), Ordering::Relaxed);
+}
+
+fn failed_recently() -> bool {
+    let last = LAST_FAILURE_MS.load(Ordering::Relaxed);
+    last != 0 && EPOCH.elapsed().as_millis() as u64 - last < PING_AFTER_FAILURE.as_millis() as u64
+}
+
+/// Like [`is_unavailable`], for an error SeaORM returned.
+pub fn is_unavailable_orm(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(err)) | DbErr::Exec(RuntimeErr::SqlxError(err)) => {
+            is_unavailable(err)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `err` means the database is away, restarting or out of room,
+/// rather than that the statement is wrong: worth a 503 and a retry.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE classes 08 (connection exception), 53 (insufficient
+        // resources: too many connections, out of memory or disk) and 57P
+        // (operator intervention: shutdown, crash, cannot connect now).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+        }),
+        _ => false,
+    }
+}
 
 /// Options for `url`. TLS to a server on this machine protects nothing and
 /// costs an encryption of every message at both ends, so a loopback URL that
@@ -79,7 +135,7 @@ pub async fn connect_and_migrate(
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if meta.idle_for > IDLE_BEFORE_PING {
+                if meta.idle_for > IDLE_BEFORE_PING || failed_recently() {
                     conn.ping().await?;
                 }
                 Ok(true)

@@ -268,21 +268,13 @@ impl IntoResponse for ApiError {
 impl ApiError {
     /// The 503 a database error means, when it means the database is away or busy.
     fn database_unavailable(err: &sea_orm::DbErr) -> Option<Self> {
-        use sea_orm::{DbErr, RuntimeErr};
-        match err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Some(Self::ServiceUnavailable(
-                "the database is unavailable right now".into(),
-            )),
-            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
-            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut)) => Some(
-                Self::ServiceUnavailable("the database is busy; try again".into()),
-            ),
-            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Io(_)))
-            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Io(_))) => Some(
-                Self::ServiceUnavailable("the database is unavailable right now".into()),
-            ),
-            _ => None,
+        if !crate::db::is_unavailable_orm(err) {
+            return None;
         }
+        crate::db::connection_failed();
+        Some(Self::ServiceUnavailable(
+            "the database is unavailable right now; try again".into(),
+        ))
     }
 }
 
@@ -305,11 +297,11 @@ impl From<std::sync::Arc<sea_orm::DbErr>> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::ServiceUnavailable("the database is unavailable right now".into())
-            }
-            other => Self::Internal(other.into()),
+        if crate::db::is_unavailable(&err) {
+            crate::db::connection_failed();
+            Self::ServiceUnavailable("the database is unavailable right now; try again".into())
+        } else {
+            Self::Internal(err.into())
         }
     }
 }
