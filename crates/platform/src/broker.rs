@@ -32,6 +32,7 @@ struct Live {
 pub struct Broker {
     url: SecretString,
     exchange: String,
+    dead_letters: String,
     live: Mutex<Option<Live>>,
 }
 
@@ -48,6 +49,7 @@ impl Broker {
         Self {
             url,
             exchange: format!("{namespace}{}", events::EXCHANGE),
+            dead_letters: format!("{namespace}{}", crate::consumer::DEAD_LETTERS),
             live: Mutex::new(None),
         }
     }
@@ -55,6 +57,11 @@ impl Broker {
     /// The topic exchange this deployment's events go to.
     pub fn exchange(&self) -> &str {
         &self.exchange
+    }
+
+    /// The dead letter queue of this deployment's consumers.
+    pub fn dead_letters(&self) -> &str {
+        &self.dead_letters
     }
 
     /// Opens a fresh connection (for consumers, which own their channels).

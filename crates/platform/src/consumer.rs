@@ -1,7 +1,7 @@
 //! Consuming events from RabbitMQ: a durable queue per consumer bound to the
 //! `shop.events` topics it wants, acknowledgement only after the handler's
 //! effects are committed, retries with growing delays through a retry queue,
-//! the dead letter queue `shop.events.dlq` after the last attempt, and
+//! the deployment's dead letter queue (`shop.events.dlq`, namespaced) after the last attempt, and
 //! reconnection whenever the broker goes away. Handlers deduplicate by event
 //! id with [`crate::inbox`], so redelivery changes nothing.
 
@@ -61,6 +61,11 @@ impl Consumer {
 
     fn retry_queue(&self) -> String {
         format!("{}.retry", self.queue())
+    }
+
+    /// The deployment's dead letter queue, shared by its consumers.
+    fn dead_letters(&self) -> String {
+        format!("{}{DEAD_LETTERS}", self.namespace)
     }
 }
 
@@ -172,7 +177,11 @@ async fn declare(
         .queue_declare(consumer.retry_queue().as_str().into(), durable, retry)
         .await?;
     channel
-        .queue_declare(DEAD_LETTERS.into(), durable, FieldTable::default())
+        .queue_declare(
+            consumer.dead_letters().as_str().into(),
+            durable,
+            FieldTable::default(),
+        )
         .await?;
     Ok(())
 }
@@ -320,7 +329,13 @@ async fn session(
                 tracing::error!(consumer = subscription.name, attempts, %error, "event dead-lettered");
                 metrics::counter!("events_dead_lettered_total", "consumer" => subscription.name)
                     .increment(1);
-                publish_confirmed(&publisher, DEAD_LETTERS, &delivery.data, properties).await?;
+                publish_confirmed(
+                    &publisher,
+                    &consumer.dead_letters(),
+                    &delivery.data,
+                    properties,
+                )
+                .await?;
             } else {
                 let delay = subscription.delay(attempts);
                 tracing::warn!(consumer = subscription.name, attempts, ?delay, %error, "event failed; will retry");
@@ -355,7 +370,7 @@ pub async fn replay_dead_letters(broker: &Broker) -> Result<usize, BrokerError> 
         .await?;
     channel
         .queue_declare(
-            DEAD_LETTERS.into(),
+            broker.dead_letters().into(),
             QueueDeclareOptions {
                 durable: true,
                 ..QueueDeclareOptions::default()
@@ -365,7 +380,7 @@ pub async fn replay_dead_letters(broker: &Broker) -> Result<usize, BrokerError> 
         .await?;
     let mut replayed = 0;
     while let Some(message) = channel
-        .basic_get(DEAD_LETTERS.into(), BasicGetOptions::default())
+        .basic_get(broker.dead_letters().into(), BasicGetOptions::default())
         .await?
     {
         let delivery = message.delivery;
