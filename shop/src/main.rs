@@ -2,6 +2,7 @@
 //! the operational commands around it.
 
 mod admin;
+mod container;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +36,8 @@ struct Cli {
     products: products::ProductsArgs,
     #[command(flatten)]
     notifications: notifications::NotificationsArgs,
+    #[command(flatten)]
+    orders: orders::OrdersArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +70,28 @@ enum Command {
     /// Event plumbing.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// GET a URL and exit 0 if it answers 2xx, 1 otherwise: a container
+    /// health check that needs no shell or curl in the image.
+    Probe {
+        /// Such as http://127.0.0.1:8080/readyz.
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 2)]
+        timeout: u64,
+    },
+    /// Secrets a deployment shares.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Write a random internal token to DIR/internal_token unless one is
+    /// there, for SHOP_INTERNAL_TOKEN_FILE (compose's one-shot secrets service).
+    Init {
+        /// Directory of the secret files.
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +152,7 @@ impl Service {
         Service::Auth,
         Service::Products,
         Service::Orders,
+        Service::Notifications,
     ];
 }
 
@@ -150,6 +176,7 @@ fn main() -> std::process::ExitCode {
                     auth: cli.auth,
                     products: cli.products,
                     notifications: cli.notifications,
+                    orders: cli.orders,
                 };
                 serve::serve(cli.common, own, service).await
             }
@@ -176,6 +203,10 @@ fn main() -> std::process::ExitCode {
             }
             Command::Auth(AuthCommand::PurgeExpired) => admin::purge_expired(&cli.common).await,
             Command::Auth(AuthCommand::RotateKey) => admin::rotate_key(&cli.common).await,
+            Command::Probe { url, timeout } => {
+                container::probe(&url, std::time::Duration::from_secs(timeout)).await
+            }
+            Command::Secrets(SecretsCommand::Init { dir }) => container::init_secrets(&dir),
         }
     });
     match result {

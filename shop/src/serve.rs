@@ -15,6 +15,8 @@ pub struct ServiceArgs {
     pub products: products::ProductsArgs,
     /// Notifications'.
     pub notifications: notifications::NotificationsArgs,
+    /// Orders'.
+    pub orders: orders::OrdersArgs,
 }
 
 /// Runs the named service, or all of them with the gateway, until SIGTERM or Ctrl-C.
@@ -23,17 +25,14 @@ pub async fn serve(
     own: ServiceArgs,
     only: Option<Service>,
 ) -> anyhow::Result<()> {
-    let shutdown = platform::shutdown::on_signal();
+    let shutdown =
+        platform::shutdown::on_signal(std::time::Duration::from_secs(common.shutdown_drain_secs));
     let services: Vec<Service> = match only {
         Some(service) => vec![service],
         None => {
-            if common.internal_token.is_none() {
+            if common.internal_token.is_none() && common.internal_token_file.is_none() {
                 // One process, one secret: every service in it shares this one.
-                common.internal_token = Some(SecretString::from(format!(
-                    "{}{}",
-                    uuid::Uuid::new_v4().simple(),
-                    uuid::Uuid::new_v4().simple()
-                )));
+                common.internal_token = Some(crate::container::new_internal_token());
             }
             vec![
                 Service::Users,
@@ -77,6 +76,7 @@ pub async fn serve(
                     service: common.service(orders::NAME)?,
                     products_url: common.upstream_url(products::NAME),
                     users_url: common.upstream_url(users::NAME),
+                    orders: own.orders,
                 };
                 tasks.spawn(async move { ("orders", orders::run(settings, stop).await) });
             }

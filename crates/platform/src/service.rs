@@ -164,38 +164,61 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Readiness fails only for what a replica cannot serve without: its own
+/// database. Redis and the broker are shared by every replica and each
+/// service works on without them (reads fall back to the database, events
+/// wait in the outbox), so they are reported, never a reason to leave
+/// rotation: failing them would take every replica out at once.
 async fn readyz(State(ready): State<Readiness>) -> Response {
+    if crate::shutdown::is_draining() {
+        return draining();
+    }
     let limit = Duration::from_secs(2);
     let (db, redis, broker) = tokio::join!(
         tokio::time::timeout(limit, ready.db.execute_unprepared("SELECT 1")),
         tokio::time::timeout(limit, crate::kv::ping(&ready.redis)),
         tokio::time::timeout(limit, ready.broker.is_ready()),
     );
-    let checks = [
-        ("database", matches!(db, Ok(Ok(_)))),
-        ("redis", matches!(redis, Ok(true))),
-        ("broker", matches!(broker, Ok(true))),
-    ];
-    let failing: Vec<&str> = checks
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(name, _)| *name)
-        .collect();
-    if failing.is_empty() {
-        Json(serde_json::json!({
-            "status": "ready",
-            "checks": { "database": "ok", "redis": "ok", "broker": "ok" }
-        }))
-        .into_response()
+    let state = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let database = matches!(db, Ok(Ok(_)));
+    let checks = serde_json::json!({
+        "database": state(database),
+        "redis": state(matches!(redis, Ok(true))),
+        "broker": state(matches!(broker, Ok(true))),
+    });
+    if database {
+        Json(serde_json::json!({ "status": "ready", "checks": checks })).into_response()
     } else {
-        problem(
+        let mut response = problem(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {} unavailable", failing.join(", ")),
+            format!("not ready: database unavailable ({checks})"),
             Vec::new(),
             None,
         )
-        .into_response()
+        .into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, 1.into());
+        response
     }
+}
+
+/// Readiness of a process that only needs itself (the gateway): ready until it drains.
+pub async fn readyz_alone() -> Response {
+    if crate::shutdown::is_draining() {
+        return draining();
+    }
+    Json(serde_json::json!({ "status": "ready" })).into_response()
+}
+
+fn draining() -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "draining: this replica is stopping".to_owned(),
+        Vec::new(),
+        None,
+    )
+    .into_response()
 }
 
 /// The Prometheus exposition of this process's metrics.

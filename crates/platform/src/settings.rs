@@ -49,6 +49,17 @@ pub struct CommonArgs {
     #[arg(long, env = "SHOP_INTERNAL_TOKEN", hide_env_values = true)]
     pub internal_token: Option<SecretString>,
 
+    /// A file holding the internal token, read when SHOP_INTERNAL_TOKEN is
+    /// unset (a mounted container secret; `shop secrets init` writes one).
+    #[arg(long, env = "SHOP_INTERNAL_TOKEN_FILE")]
+    pub internal_token_file: Option<std::path::PathBuf>,
+
+    /// Seconds a process keeps serving after SIGTERM while its `/readyz`
+    /// answers 503, so its load balancer stops sending before it stops
+    /// accepting. Ctrl-C does not wait.
+    #[arg(long, env = "SHOP_SHUTDOWN_DRAIN_SECS", default_value_t = 5)]
+    pub shutdown_drain_secs: u64,
+
     /// Where services fetch the public keys that verify access tokens.
     #[arg(
         long,
@@ -155,6 +166,24 @@ pub enum SettingsError {
     Invalid(String),
 }
 
+/// A secret kept in a file, without the line end an editor or `echo` adds.
+fn read_secret_file(path: &std::path::Path) -> Result<SecretString, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        SettingsError::Invalid(format!(
+            "SHOP_INTERNAL_TOKEN_FILE={}: cannot read it: {err}",
+            path.display()
+        ))
+    })?;
+    let token = text.trim_end_matches(['\r', '\n']);
+    if token.is_empty() {
+        return Err(SettingsError::Invalid(format!(
+            "SHOP_INTERNAL_TOKEN_FILE={} is empty",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(token.to_owned()))
+}
+
 /// The default port of `service`.
 pub fn default_port(service: &str) -> Option<u16> {
     SERVICES
@@ -191,13 +220,17 @@ impl CommonArgs {
                 self.database_url.expose_secret().trim_end_matches('/')
             )),
         };
-        let internal_token = self.internal_token.clone().ok_or_else(|| {
-            SettingsError::Missing(format!(
-                "the {service} service needs SHOP_INTERNAL_TOKEN (the secret services use for \
-                 /internal/* calls); set the same value on every service, or run `shop serve` \
-                 which generates one for all services in the process"
-            ))
-        })?;
+        let internal_token = match (&self.internal_token, &self.internal_token_file) {
+            (Some(token), _) => token.clone(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => {
+                return Err(SettingsError::Missing(format!(
+                    "the {service} service needs SHOP_INTERNAL_TOKEN (the secret services use for \
+                     /internal/* calls) or SHOP_INTERNAL_TOKEN_FILE; set the same value on every \
+                     service, or run `shop serve` which generates one for all services in the process"
+                )));
+            }
+        };
         Ok(ServiceSettings {
             name: service,
             listen: SocketAddr::new(self.host, port),

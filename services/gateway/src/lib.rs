@@ -85,6 +85,7 @@ pub fn router(settings: &Settings) -> Router {
     let swagger = SwaggerUi::new("/docs").config(Config::new(urls).validator_url("none"));
     let app = Router::new()
         .route("/healthz", get(platform::service::healthz))
+        .route("/readyz", get(platform::service::readyz_alone))
         .route("/metrics", get(platform::service::metrics))
         .route("/docs/openapi/{document}", get(service_document))
         .fallback(any(proxy::public_api))

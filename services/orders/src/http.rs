@@ -177,9 +177,11 @@ pub async fn create_orders(
     let requested: Vec<NewOrder> = bulk_items(body)?;
     let mut placements = check_orders(&caller, requested)?;
 
+    let mut claim_id = None;
     if let Some(key) = &key {
-        match idempotency::claim(&state.db, caller.user_id, key, &fingerprint).await? {
-            Claim::Fresh => {}
+        let lease = state.idempotency_lease;
+        match idempotency::claim(&state.db, caller.user_id, key, &fingerprint, lease).await? {
+            Claim::Fresh(id) => claim_id = Some(id),
             Claim::Replay { status, body } => {
                 let mut response = (
                     StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
@@ -191,10 +193,16 @@ pub async fn create_orders(
                     .insert("idempotency-replayed", HeaderValue::from_static("true"));
                 return Ok(response);
             }
-            Claim::InProgress => {
-                return Err(ApiError::conflict(
+            Claim::InProgress(lease_left) => {
+                let mut response = ApiError::conflict(
                     "a request with this Idempotency-Key is still being processed; retry shortly",
-                ));
+                )
+                .into_response();
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    HeaderValue::from(lease_left.as_secs().max(1)),
+                );
+                return Ok(response);
             }
             Claim::Mismatch => {
                 return Err(ApiError::invalid(
@@ -204,11 +212,12 @@ pub async fn create_orders(
             }
         }
     }
-    let placed = place(&state, &caller, &mut placements, key.as_deref()).await;
+    let claim = key.as_deref().zip(claim_id);
+    let placed = place(&state, &caller, &mut placements, claim).await;
     if placed.is_err()
-        && let Some(key) = &key
+        && let Some((key, claim_id)) = claim
     {
-        idempotency::abandon(&state.db, caller.user_id, key).await;
+        idempotency::abandon(&state.db, caller.user_id, key, claim_id).await;
     }
     let orders = placed?;
     Ok((StatusCode::CREATED, axum::Json(orders)).into_response())
@@ -262,7 +271,7 @@ async fn place(
     state: &AppState,
     caller: &AuthUser,
     placements: &mut [Placement],
-    key: Option<&str>,
+    claim: Option<(&str, Uuid)>,
 ) -> ApiResult<Vec<Order>> {
     resolve_users(state, caller, placements).await?;
 
@@ -361,23 +370,65 @@ async fn place(
         let events: Vec<_> = stored.iter().map(store::created_event).collect();
         writes.extend(Outbox::insert(&events)?);
         writes.extend(settlement::insert(std::slice::from_ref(&confirm)));
-        if let Some(key) = key {
+        if let Some((key, claim_id)) = claim {
             let body =
                 serde_json::to_value(&orders).map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
-            writes.push(idempotency::completion(caller.user_id, key, 201, body));
+            writes.push(idempotency::completion(
+                caller.user_id,
+                key,
+                claim_id,
+                201,
+                body,
+            ));
         }
         writes.execute(&state.db).await
     }
     .await;
     if let Err(err) = written {
-        give_back(state, reservation_id).await;
-        return Err(err.into());
+        match unwritten(state, &stored, &err).await {
+            Some(true) => {
+                give_back(state, reservation_id).await;
+                return Err(if idempotency::is_claim_lost(&err) {
+                    ApiError::conflict(
+                        "a retry with this Idempotency-Key took this request over; its answer is the one that counts",
+                    )
+                } else {
+                    err.into()
+                });
+            }
+            // The write did commit: the answer is the orders after all.
+            Some(false) => {
+                tracing::warn!(%reservation_id, error = %err, "the orders' write failed to answer but committed");
+            }
+            // Unknown: keep the hold. Settlement confirms it if the orders
+            // exist; if they do not, it lapses like any unused hold.
+            None => return Err(err.into()),
+        }
     }
     state.outbox.notify();
     metrics::counter!("orders_placed_total").increment(stored.len() as u64);
     // Confirmations go in batches: the worker takes this one with its neighbours.
     state.settlements.notify_one();
     Ok(orders)
+}
+
+/// Whether a failed write of `stored` certainly left nothing behind:
+/// `Some(true)` when it did not commit, `Some(false)` when it did after all
+/// (the connection broke after the commit was sent), `None` when that cannot
+/// be known now. Stock is given back only on `Some(true)`: giving back the
+/// stock of orders that exist would sell it twice.
+async fn unwritten(state: &AppState, stored: &[Stored], err: &sea_orm::DbErr) -> Option<bool> {
+    if !platform::db::is_unavailable_orm(err) {
+        // The server refused the statement: a statement is atomic.
+        return Some(true);
+    }
+    let Some(first) = stored.first() else {
+        return Some(true);
+    };
+    match store::find_many(&state.db, &[first.order.order_id]).await {
+        Ok(found) => Some(found.is_empty()),
+        Err(_) => None,
+    }
 }
 
 /// Releases a reservation no order will use; if that fails too, it lapses.

@@ -1,6 +1,13 @@
 //! `Idempotency-Key` as a table: the first request with a key claims it, its
-//! answer is stored in the same transaction as the orders it created, and a
+//! answer is stored in the same statement as the orders it created, and a
 //! retry (on any replica) within 24 hours gets that answer again.
+//!
+//! A claim is a lease: a retry that finds the key claimed but unanswered for
+//! longer than the lease (the first request's client or replica died) takes
+//! the claim over under a new claim id. Completion stores the answer only
+//! under the claim id it was given, and otherwise fails its whole statement
+//! (`idempotency_claim_lost()`), so two requests with one key never both
+//! write orders.
 
 use std::time::Duration;
 
@@ -12,11 +19,15 @@ use uuid::Uuid;
 /// How long a key is remembered.
 const RETENTION: &str = "24 hours";
 
+/// The SQLSTATE a completion fails with when its claim was taken over.
+pub const CLAIM_LOST: &str = "SHIK1";
+
 /// What a key says about a request.
 #[derive(Debug)]
 pub enum Claim {
-    /// First use: go ahead, then [`complete`] or [`abandon`].
-    Fresh,
+    /// First use, or a lapsed claim taken over: go ahead under this claim id,
+    /// then [`completion`] or [`abandon`].
+    Fresh(Uuid),
     /// Already answered: send this again.
     Replay {
         /// The first answer's status.
@@ -24,8 +35,9 @@ pub enum Claim {
         /// The first answer's body.
         body: Value,
     },
-    /// Another request with this key is still being processed.
-    InProgress,
+    /// Another request with this key is still being processed; its lease
+    /// lapses in about this long.
+    InProgress(Duration),
     /// The key was used with a different body.
     Mismatch,
 }
@@ -44,6 +56,7 @@ pub async fn claim(
     user_id: Uuid,
     key: &str,
     fingerprint: &str,
+    lease: Duration,
 ) -> Result<Claim, DbErr> {
     // A key older than the retention is forgotten, so it may be used anew.
     db.execute(Statement::from_sql_and_values(
@@ -55,32 +68,40 @@ pub async fn claim(
         [user_id.into(), key.into()],
     ))
     .await?;
-    let inserted = db
-        .execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            [user_id.into(), key.into(), fingerprint.into()],
-        ))
-        .await?
-        .rows_affected();
-    if inserted == 1 {
-        return Ok(Claim::Fresh);
-    }
-    // Someone else holds it: wait a little for their answer.
+    let claim_id = Uuid::now_v7();
+    let lease_secs = lease.as_secs_f64();
+    // Someone else may hold it: wait a little for their answer, or their lease.
     for _ in 0..20 {
+        let inserted = db
+            .execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO idempotency_keys (user_id, key, request_hash, claim_id, claimed_at)
+                 VALUES ($1, $2, $3, $4, now())
+                 ON CONFLICT DO NOTHING",
+                [
+                    user_id.into(),
+                    key.into(),
+                    fingerprint.into(),
+                    claim_id.into(),
+                ],
+            ))
+            .await?
+            .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::Fresh(claim_id));
+        }
         let row = db
             .query_one(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT request_hash, status_code, response FROM idempotency_keys
+                "SELECT request_hash, status_code, response,
+                        extract(epoch FROM claimed_at + make_interval(secs => $3) - now())::float8 AS lease_left
+                   FROM idempotency_keys
                   WHERE user_id = $1 AND key = $2",
-                [user_id.into(), key.into()],
+                [user_id.into(), key.into(), lease_secs.into()],
             ))
             .await?;
-        let Some(row) = row else {
-            // Abandoned meanwhile: the caller may try again.
-            return Ok(Claim::InProgress);
-        };
+        // Abandoned meanwhile: claim it afresh.
+        let Some(row) = row else { continue };
         let hash: String = row.try_get("", "request_hash")?;
         if hash != fingerprint {
             return Ok(Claim::Mismatch);
@@ -93,37 +114,87 @@ pub async fn claim(
                 body,
             });
         }
+        let lease_left: f64 = row.try_get("", "lease_left")?;
+        if lease_left <= 0.0 {
+            let taken = db
+                .execute(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "UPDATE idempotency_keys SET claim_id = $3, claimed_at = now()
+                      WHERE user_id = $1 AND key = $2 AND response IS NULL
+                        AND claimed_at + make_interval(secs => $4) <= now()",
+                    [
+                        user_id.into(),
+                        key.into(),
+                        claim_id.into(),
+                        lease_secs.into(),
+                    ],
+                ))
+                .await?
+                .rows_affected();
+            if taken == 1 {
+                tracing::info!(%user_id, "took over an Idempotency-Key whose request never answered");
+                return Ok(Claim::Fresh(claim_id));
+            }
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(Claim::InProgress)
+    let left = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT greatest(extract(epoch FROM claimed_at + make_interval(secs => $3) - now()), 1)::float8 AS left
+               FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+            [user_id.into(), key.into(), lease_secs.into()],
+        ))
+        .await?
+        .and_then(|row| row.try_get::<f64>("", "left").ok())
+        .unwrap_or(1.0);
+    Ok(Claim::InProgress(Duration::from_secs_f64(left.ceil())))
 }
 
-/// The statement that stores the answer, to run with the writes that made it true.
-pub fn completion(user_id: Uuid, key: &str, status: u16, body: Value) -> Statement {
+/// The statement that stores the answer, to run with the writes that made it
+/// true; it fails them all if the claim was taken over meanwhile.
+pub fn completion(user_id: Uuid, key: &str, claim_id: Uuid, status: u16, body: Value) -> Statement {
     Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE user_id = $1 AND key = $2",
+        "UPDATE idempotency_keys
+            SET status_code = CASE WHEN claim_id = $3 THEN $4 ELSE idempotency_claim_lost() END,
+                response = $5
+          WHERE user_id = $1 AND key = $2",
         [
             user_id.into(),
             key.into(),
+            claim_id.into(),
             i32::from(status).into(),
             body.into(),
         ],
     )
 }
 
-/// Releases a key whose request failed, so a retry runs again.
-pub async fn abandon(db: &DatabaseConnection, user_id: Uuid, key: &str) {
+/// Releases a key whose request failed, so a retry runs again (unless a
+/// retry has taken the claim over already).
+pub async fn abandon(db: &DatabaseConnection, user_id: Uuid, key: &str, claim_id: Uuid) {
     let result = db
         .execute(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND response IS NULL",
-            [user_id.into(), key.into()],
+            "DELETE FROM idempotency_keys
+              WHERE user_id = $1 AND key = $2 AND claim_id = $3 AND response IS NULL",
+            [user_id.into(), key.into(), claim_id.into()],
         ))
         .await;
     if let Err(err) = result {
         tracing::warn!(%err, "could not release an idempotency key");
     }
+}
+
+/// Whether `err` is a completion failing because its claim was taken over.
+pub fn is_claim_lost(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    matches!(
+        err,
+        DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(db)))
+            | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(db)))
+            if db.code().as_deref() == Some(CLAIM_LOST)
+    )
 }
 
 /// Forgets keys past their retention.

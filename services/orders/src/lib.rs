@@ -41,11 +41,30 @@ pub fn migrations() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
+/// The orders service's own settings.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct OrdersArgs {
+    /// Seconds after which an `Idempotency-Key` claimed by a request that
+    /// never answered (its client or replica died) may be taken over by a retry.
+    #[arg(long, env = "SHOP_ORDERS_IDEMPOTENCY_LEASE_SECS", default_value_t = 10)]
+    pub idempotency_lease_secs: u64,
+}
+
+impl Default for OrdersArgs {
+    fn default() -> Self {
+        Self {
+            idempotency_lease_secs: 10,
+        }
+    }
+}
+
 /// Everything the orders service needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The shared settings.
     pub service: ServiceSettings,
+    /// Its own.
+    pub orders: OrdersArgs,
     /// The products service (a comma list for several replicas).
     pub products_url: String,
     /// The users service (a comma list for several replicas).
@@ -67,6 +86,8 @@ pub struct AppState {
     pub users: Users,
     /// Wakes the settlement retrier.
     pub settlements: Arc<Notify>,
+    /// How long a claimed `Idempotency-Key` waits for its answer before a retry may take it over.
+    pub idempotency_lease: Duration,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {
@@ -128,6 +149,7 @@ pub async fn run_on(
             Duration::from_secs(10),
         )),
         settlements: Arc::default(),
+        idempotency_lease: Duration::from_secs(settings.orders.idempotency_lease_secs),
     };
     let retrier = tokio::spawn(settlement::retry(
         state.db.clone(),

@@ -21,6 +21,7 @@ pub struct Options {
     pub replicas: usize,
     pub products_down: bool,
     pub broker_down: bool,
+    pub orders: orders::OrdersArgs,
 }
 
 impl Default for Options {
@@ -29,6 +30,7 @@ impl Default for Options {
             replicas: 1,
             products_down: false,
             broker_down: false,
+            orders: orders::OrdersArgs::default(),
         }
     }
 }
@@ -125,6 +127,7 @@ impl TestShop {
                 service: settings("orders", &orders_db, &issuer, amqp),
                 products_url: products_bases.join(","),
                 users_url: users_base.clone(),
+                orders: options.orders,
             };
             let stop = shutdown.clone();
             tokio::spawn(async move {
@@ -288,6 +291,13 @@ impl TestShop {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(self.count(db, from).await, expected, "{from}");
+    }
+
+    pub async fn execute(&self, db: &TestDatabase, sql: &str) {
+        let mut conn = sqlx::PgConnection::connect(db.url.expose_secret())
+            .await
+            .expect("connect");
+        sqlx::query(sql).execute(&mut conn).await.expect("execute");
     }
 
     pub async fn count(&self, db: &TestDatabase, from: &str) -> i64 {

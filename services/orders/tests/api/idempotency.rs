@@ -130,3 +130,95 @@ async fn keys_belong_to_their_user() {
     assert!(bobs.headers().get("idempotency-replayed").is_none());
     assert_eq!(shop.count(&shop.orders_db, "orders").await, 2);
 }
+
+/// Leaves a claim on `key` as a request that died before answering would.
+async fn dead_claim(shop: &TestShop, user: uuid::Uuid, key: &str, body: &Value, age_secs: u32) {
+    let fingerprint = orders::idempotency::fingerprint(body);
+    shop.execute(
+        &shop.orders_db,
+        &format!(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, claim_id, claimed_at)
+             VALUES ('{user}', '{key}', '{fingerprint}', gen_random_uuid(),
+                     now() - interval '{age_secs} seconds')"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_whose_request_died_is_taken_over_once_its_lease_lapses() {
+    let shop = TestShop::spawn_with(Options {
+        orders: orders::OrdersArgs {
+            idempotency_lease_secs: 1,
+        },
+        ..Options::default()
+    })
+    .await;
+    let (user, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let body = json!([{ "items": items(&[(&products[0], 1)]) }]);
+    dead_claim(&shop, user, "died-1", &body, 0).await;
+
+    let retry = place(&shop, &shop.gateway, &token, "died-1", &body).await;
+    assert_eq!(retry.status(), 201);
+    let again = place(&shop, &shop.gateway, &token, "died-1", &body).await;
+    assert_eq!(again.headers()["idempotency-replayed"], "true");
+    assert_eq!(shop.count(&shop.orders_db, "orders").await, 1);
+    assert_eq!(shop.stock(&products[0]).await, 9);
+}
+
+#[tokio::test]
+async fn a_retry_while_the_first_request_still_runs_is_409_with_retry_after() {
+    let shop = TestShop::spawn().await;
+    let (user, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let body = json!([{ "items": items(&[(&products[0], 1)]) }]);
+    dead_claim(&shop, user, "running-1", &body, 0).await;
+
+    let retry = place(&shop, &shop.gateway, &token, "running-1", &body).await;
+    let retry_after: u64 = retry.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    assert_problem(retry, 409).await;
+    assert_eq!(shop.count(&shop.orders_db, "orders").await, 0);
+    assert_eq!(shop.stock(&products[0]).await, 10);
+}
+
+#[tokio::test]
+async fn a_request_whose_claim_was_taken_over_cannot_store_its_answer() {
+    use sea_orm::ConnectionTrait;
+    use secrecy::ExposeSecret;
+    let shop = TestShop::spawn().await;
+    let user = uuid::Uuid::now_v7();
+    let body = json!([]);
+    let db = sea_orm::Database::connect(shop.orders_db.url.expose_secret())
+        .await
+        .expect("connect");
+    let orders::idempotency::Claim::Fresh(first) =
+        orders::idempotency::claim(&db, user, "k", "fp", std::time::Duration::from_secs(0))
+            .await
+            .expect("claim")
+    else {
+        panic!("a new key is fresh");
+    };
+    let orders::idempotency::Claim::Fresh(second) =
+        orders::idempotency::claim(&db, user, "k", "fp", std::time::Duration::from_secs(0))
+            .await
+            .expect("claim")
+    else {
+        panic!("a lapsed claim is taken over");
+    };
+    assert_ne!(first, second);
+
+    let late = db
+        .execute(orders::idempotency::completion(user, "k", first, 201, body.clone()))
+        .await
+        .expect_err("the first request lost its claim");
+    assert!(orders::idempotency::is_claim_lost(&late), "{late}");
+    db.execute(orders::idempotency::completion(user, "k", second, 201, body))
+        .await
+        .expect("the new claimant completes");
+}
