@@ -38,7 +38,9 @@ pub fn connection_failed() {
 
 fn failed_recently() -> bool {
     let last = LAST_FAILURE_MS.load(Ordering::Relaxed);
-    last != 0 && EPOCH.elapsed().as_millis() as u64 - last < PING_AFTER_FAILURE.as_millis() as u64
+    last != 0
+        && (EPOCH.elapsed().as_millis() as u64).saturating_sub(last)
+            < PING_AFTER_FAILURE.as_millis() as u64
 }
 
 /// Like [`is_unavailable`], for an error SeaORM returned.
