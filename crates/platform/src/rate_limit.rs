@@ -1,6 +1,11 @@
-//! Fixed-window counters in Redis, so a limit holds across replicas.
+//! Fixed-window counters in Redis, so a limit holds across replicas. While
+//! Redis cannot be reached, each process counts on its own instead: a limit
+//! then holds per replica rather than across them, and nobody is refused
+//! service because the counters' store is away.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
@@ -20,6 +25,42 @@ pub struct Limit {
 pub struct RateLimiter {
     redis: ConnectionManager,
     prefix: Arc<str>,
+    local: Arc<Mutex<LocalCounts>>,
+}
+
+/// The fallback: this process's own fixed windows.
+#[derive(Default)]
+struct LocalCounts {
+    windows: HashMap<String, (u64, Instant)>,
+}
+
+/// Keys the fallback keeps before it sweeps out closed windows.
+const LOCAL_SWEEP_AT: usize = 10_000;
+
+impl LocalCounts {
+    /// The open window of `key`: its count and when it closes.
+    fn window(&mut self, key: &str) -> Option<(u64, Instant)> {
+        let now = Instant::now();
+        match self.windows.get(key) {
+            Some(&(count, closes)) if closes > now => Some((count, closes)),
+            Some(_) => {
+                self.windows.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn hit(&mut self, key: &str, window: Duration) {
+        if self.windows.len() >= LOCAL_SWEEP_AT {
+            let now = Instant::now();
+            self.windows.retain(|_, (_, closes)| *closes > now);
+        }
+        let (count, closes) = self
+            .window(key)
+            .unwrap_or((0, Instant::now() + window));
+        self.windows.insert(key.to_owned(), (count + 1, closes));
+    }
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -38,6 +79,7 @@ impl RateLimiter {
         Self {
             redis,
             prefix: prefix.into(),
+            local: Arc::default(),
         }
     }
 
@@ -45,20 +87,35 @@ impl RateLimiter {
         format!("{{shop}}:{}:{key}", self.prefix)
     }
 
+    fn local(&self) -> std::sync::MutexGuard<'_, LocalCounts> {
+        // A panic while counting leaves counts, not a broken invariant.
+        self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// A 429 when `key` has used up `limit` in the current window.
     pub async fn check(&self, key: &str, limit: Limit) -> Result<(), ApiError> {
         let mut conn = self.redis.clone();
-        let (count, ttl): (Option<u64>, i64) = redis::pipe()
+        let counted: Result<(Option<u64>, i64), _> = redis::pipe()
             .get(self.key(key))
             .ttl(self.key(key))
             .query_async(&mut conn)
-            .await
-            .map_err(|err| {
-                ApiError::ServiceUnavailable(format!("rate limiter unavailable: {err}"))
-            })?;
-        if count.unwrap_or(0) >= limit.max {
+            .await;
+        let (count, retry_after) = match counted {
+            Ok((count, ttl)) => (count.unwrap_or(0), ttl.max(1) as u64),
+            Err(err) => {
+                tracing::warn!(%err, "rate limiter: Redis unavailable; counting in this process");
+                match self.local().window(key) {
+                    Some((count, closes)) => (
+                        count,
+                        closes.saturating_duration_since(Instant::now()).as_secs().max(1),
+                    ),
+                    None => (0, 1),
+                }
+            }
+        };
+        if count >= limit.max {
             return Err(ApiError::TooManyRequests {
-                retry_after: ttl.max(1) as u64,
+                retry_after,
                 limit: limit.max,
             });
         }
@@ -68,29 +125,49 @@ impl RateLimiter {
     /// Counts one event for `key`, starting a window if none is open.
     pub async fn hit(&self, key: &str, limit: Limit) -> Result<(), ApiError> {
         let mut conn = self.redis.clone();
-        let _: (u64, bool) = redis::pipe()
+        let counted: Result<(u64, bool), _> = redis::pipe()
             .atomic()
             .incr(self.key(key), 1u64)
             .expire(self.key(key), limit.window_secs as i64)
             .arg("NX")
             .query_async(&mut conn)
-            .await
-            .map_err(|err| {
-                ApiError::ServiceUnavailable(format!("rate limiter unavailable: {err}"))
-            })?;
+            .await;
+        if let Err(err) = counted {
+            tracing::warn!(%err, "rate limiter: Redis unavailable; counting in this process");
+            self.local()
+                .hit(key, Duration::from_secs(limit.window_secs));
+        }
         Ok(())
     }
 
     /// Forgets the events of `key` (after a success, say).
     pub async fn reset(&self, key: &str) -> Result<(), ApiError> {
+        self.local().windows.remove(key);
         let mut conn = self.redis.clone();
-        let _: () = redis::cmd("DEL")
+        let deleted: Result<(), _> = redis::cmd("DEL")
             .arg(self.key(key))
             .query_async(&mut conn)
-            .await
-            .map_err(|err| {
-                ApiError::ServiceUnavailable(format!("rate limiter unavailable: {err}"))
-            })?;
+            .await;
+        if let Err(err) = deleted {
+            tracing::warn!(%err, "rate limiter: Redis unavailable; the key's count stays there");
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::LocalCounts;
+
+    #[test]
+    fn the_local_fallback_counts_within_a_window_and_forgets_after_it() {
+        let mut counts = LocalCounts::default();
+        counts.hit("k", Duration::from_millis(50));
+        counts.hit("k", Duration::from_millis(50));
+        assert_eq!(counts.window("k").map(|(n, _)| n), Some(2));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(counts.window("k"), None);
     }
 }

@@ -111,3 +111,22 @@ async fn malformed_login_bodies_are_4xx() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn with_redis_down_logins_work_and_failures_are_still_limited_per_process() {
+    let redis = platform::testing::TcpProxy::start("127.0.0.1:6379")
+        .await
+        .expect("proxy");
+    let redis_url = format!("redis://{}", redis.addr);
+    let app = TestAuth::spawn_with(|settings| settings.service.redis_url = redis_url).await;
+    let username = unique("steady");
+    app.register(&username, "password-1").await;
+
+    redis.cut();
+
+    assert_eq!(app.login(&username, "password-1").await.status(), 200);
+    for _ in 0..5 {
+        assert_eq!(app.login(&username, "nope-nope").await.status(), 401);
+    }
+    assert_problem(app.login(&username, "password-1").await, 429).await;
+}
