@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use events::{Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged};
+use events::{Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged, UserProfile};
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use uuid::Uuid;
@@ -122,5 +122,63 @@ async fn orders_get_a_confirmation_and_a_shipping_notice() {
         mail.sink.to(std::slice::from_ref(&email)).len(),
         3,
         "paid and delivered send nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_confirmation_that_overtakes_its_users_registration_goes_out_when_the_address_arrives() {
+    let mail = TestMail::spawn().await;
+    let user_id = Uuid::now_v7();
+    let email = format!("{}@example.com", user_id.simple());
+    publish(
+        &mail,
+        Event::OrderCreated(OrderCreated {
+            order_id: Uuid::now_v7(),
+            user_id,
+            items: vec![OrderLine {
+                product_id: Uuid::now_v7(),
+                name: "Kettle".into(),
+                unit_price_cents: 2599,
+                quantity: 1,
+            }],
+            total_cents: 2599,
+            currency: "EUR".into(),
+        }),
+    )
+    .await;
+    for _ in 0..100 {
+        if mail.count("notifications").await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        mail.count("notifications WHERE status = 'pending' AND recipient IS NULL")
+            .await,
+        1,
+        "kept, waiting for the address"
+    );
+
+    publish(
+        &mail,
+        Event::UserRegistered(UserProfile {
+            user_id,
+            email: email.clone(),
+            name: "Late Comer".into(),
+            role: "customer".into(),
+        }),
+    )
+    .await;
+
+    let received = mail
+        .sink
+        .wait_for(std::slice::from_ref(&email), 2, 20)
+        .await;
+    let subjects: Vec<&str> = received.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects.iter().any(|s| s.starts_with("Your order")), "{subjects:?}");
+    assert_eq!(
+        mail.count("notifications WHERE status = 'sent'").await,
+        2
     );
 }
