@@ -3,6 +3,7 @@
 //! requests/s, latency percentiles, errors and the server's peak memory.
 
 mod auth_figures;
+mod cluster;
 mod event_figures;
 mod load;
 mod orders_figures;
@@ -46,6 +47,15 @@ struct Args {
     /// Only these groups of scenarios (users, products, orders, events, auth); all when empty.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchCommand {
+    /// Two replicas of every service behind HAProxy, broken under load
+    /// (SIGKILL, SIGTERM, PostgreSQL, Redis and RabbitMQ restarts), then audited.
+    Cluster(cluster::ClusterArgs),
 }
 
 impl Args {
@@ -70,6 +80,9 @@ async fn main() -> anyhow::Result<()> {
         "{} not found; build it with `cargo build --release -p shop`",
         shop_bin.display()
     );
+    if let Some(BenchCommand::Cluster(cluster)) = &args.command {
+        return cluster::run(&shop_bin, cluster).await;
+    }
     let server = Server::start(&shop_bin, args.bcrypt_cost, args.products).await?;
     println!(
         "shop seed --products {}: {:.1} s",
