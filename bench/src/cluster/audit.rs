@@ -130,7 +130,11 @@ pub async fn audit(
             break;
         }
         if started.elapsed() > limit {
-            println!("not settled after {} s: {}", limit.as_secs(), waiting.join(", "));
+            println!(
+                "not settled after {} s: {}",
+                limit.as_secs(),
+                waiting.join(", ")
+            );
             break;
         }
         if last_said.elapsed() > Duration::from_secs(10) {
@@ -161,10 +165,7 @@ async fn orders(db: &Databases, ledger: &Ledger, findings: &mut Findings) -> any
     findings.lost += lost;
     findings.check(
         lost == 0,
-        format!(
-            "all {} acknowledged orders are stored",
-            ledger.orders.len()
-        ),
+        format!("all {} acknowledged orders are stored", ledger.orders.len()),
         || format!("{lost} acknowledged orders are missing"),
     );
     let duplicated: i64 = db
@@ -178,7 +179,10 @@ async fn orders(db: &Databases, ledger: &Ledger, findings: &mut Findings) -> any
     findings.duplicated += duplicated as u64;
     findings.check(
         duplicated == 0,
-        format!("{} orders, none twice for one Idempotency-Key", stored.len()),
+        format!(
+            "{} orders, none twice for one Idempotency-Key",
+            stored.len()
+        ),
         || format!("{duplicated} orders duplicate another of the same Idempotency-Key"),
     );
     let users: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM users")
@@ -304,11 +308,7 @@ async fn stock(
 
 /// One welcome per registered user, one confirmation per order, one
 /// shipping mail per shipped order; each sent, each written once.
-async fn mails(
-    db: &Databases,
-    mail_dir: &Path,
-    findings: &mut Findings,
-) -> anyhow::Result<()> {
+async fn mails(db: &Databases, mail_dir: &Path, findings: &mut Findings) -> anyhow::Result<()> {
     let customers: Vec<Uuid> =
         sqlx::query_scalar("SELECT user_id FROM users WHERE role = 'customer'")
             .fetch_all(db.of("users"))

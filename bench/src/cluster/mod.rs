@@ -64,7 +64,9 @@ pub async fn run(shop: &Path, args: &ClusterArgs) -> anyhow::Result<()> {
     let traffic = Traffic::new(products.clone(), admin.clone(), "steady");
     let mut clients = Vec::new();
     for n in 0..args.clients {
-        clients.push(tokio::spawn(traffic.clone().customer(0x9e37_79b9 + n as u64)));
+        clients.push(tokio::spawn(
+            traffic.clone().customer(0x9e37_79b9 + n as u64),
+        ));
     }
     for n in 0..2 {
         clients.push(tokio::spawn(traffic.clone().staff(0x51ed_270b + n)));
@@ -118,7 +120,10 @@ pub async fn run(shop: &Path, args: &ClusterArgs) -> anyhow::Result<()> {
     let load_secs = load_started.elapsed().as_secs_f64();
     let crashed = cluster.crashed();
 
-    println!("\nphases ({load_secs:.0} s of load, {} customers, 2 staff):", args.clients);
+    println!(
+        "\nphases ({load_secs:.0} s of load, {} customers, 2 staff):",
+        args.clients
+    );
     let phases = traffic.phases();
     let (mut requests, mut failed) = (0, 0);
     for phase in &phases {
@@ -285,7 +290,10 @@ async fn wait_port(port: u16) -> anyhow::Result<()> {
 /// the cluster's HAProxy and through one `shop serve`.
 async fn compare(shop: &Path, admin: &str, products: &[Uuid]) -> anyhow::Result<()> {
     let duration = Duration::from_secs(10);
-    let paths: Vec<String> = products.iter().map(|id| format!("/products/{id}")).collect();
+    let paths: Vec<String> = products
+        .iter()
+        .map(|id| format!("/products/{id}"))
+        .collect();
     let reads = run_load(Target::new(INGRESS, paths, admin), 16, duration).await?;
     let customer = orders_figures::customer(INGRESS).await?;
     let stocked = orders_figures::stocked_products(INGRESS, admin, 20).await?;
@@ -301,14 +309,29 @@ async fn compare(shop: &Path, admin: &str, products: &[Uuid]) -> anyhow::Result<
         .await?
         .json()
         .await?;
-    let one_admin = login["access_token"].as_str().context("bench admin token")?;
+    let one_admin = login["access_token"]
+        .as_str()
+        .context("bench admin token")?;
     let one_stocked = orders_figures::stocked_products(&server.gateway, one_admin, 20).await?;
-    let one_paths: Vec<String> = one_stocked.iter().map(|id| format!("/products/{id}")).collect();
-    let one_reads = run_load(Target::new(&server.gateway, one_paths, one_admin), 16, duration).await?;
+    let one_paths: Vec<String> = one_stocked
+        .iter()
+        .map(|id| format!("/products/{id}"))
+        .collect();
+    let one_reads = run_load(
+        Target::new(&server.gateway, one_paths, one_admin),
+        16,
+        duration,
+    )
+    .await?;
     let one_customer = orders_figures::customer(&server.gateway).await?;
-    let one_orders =
-        orders_figures::single_item_orders(&server.gateway, &one_customer, &one_stocked, 16, duration)
-            .await?;
+    let one_orders = orders_figures::single_item_orders(
+        &server.gateway,
+        &one_customer,
+        &one_stocked,
+        16,
+        duration,
+    )
+    .await?;
     server.stop().await;
     println!("\nthroughput, 16 connections, 10 s each (cluster / shop serve):");
     for (what, cluster, one) in [

@@ -56,9 +56,7 @@ impl LocalCounts {
             let now = Instant::now();
             self.windows.retain(|_, (_, closes)| *closes > now);
         }
-        let (count, closes) = self
-            .window(key)
-            .unwrap_or((0, Instant::now() + window));
+        let (count, closes) = self.window(key).unwrap_or((0, Instant::now() + window));
         self.windows.insert(key.to_owned(), (count + 1, closes));
     }
 }
@@ -89,7 +87,9 @@ impl RateLimiter {
 
     fn local(&self) -> std::sync::MutexGuard<'_, LocalCounts> {
         // A panic while counting leaves counts, not a broken invariant.
-        self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A 429 when `key` has used up `limit` in the current window.
@@ -107,7 +107,10 @@ impl RateLimiter {
                 match self.local().window(key) {
                     Some((count, closes)) => (
                         count,
-                        closes.saturating_duration_since(Instant::now()).as_secs().max(1),
+                        closes
+                            .saturating_duration_since(Instant::now())
+                            .as_secs()
+                            .max(1),
                     ),
                     None => (0, 1),
                 }

@@ -140,9 +140,16 @@ impl Recipient {
 }
 
 /// Gives messages that waited for `user_id`'s address that address.
-async fn address_waiting(txn: &DatabaseTransaction, user_id: Uuid, email: &str) -> Result<(), DbErr> {
+async fn address_waiting(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+    email: &str,
+) -> Result<(), DbErr> {
     notification::Entity::update_many()
-        .col_expr(notification::Column::Recipient, Some(email.to_owned()).into())
+        .col_expr(
+            notification::Column::Recipient,
+            Some(email.to_owned()).into(),
+        )
         .col_expr(notification::Column::LastError, None::<String>.into())
         .filter(notification::Column::UserId.eq(user_id))
         .filter(notification::Column::Status.eq("pending"))

@@ -20,7 +20,10 @@ async fn probe_succeeds_on_a_2xx_and_fails_on_anything_else() {
     wait_for(&format!("{base}/healthz"), 200).await;
 
     assert!(probe(&format!("{base}/healthz")));
-    assert!(!probe(&format!("{base}/no-such-page")), "a 404 is a failure");
+    assert!(
+        !probe(&format!("{base}/no-such-page")),
+        "a 404 is a failure"
+    );
     shop.kill().ok();
     shop.wait().ok();
     assert!(!probe(&format!("{base}/healthz")), "nothing listening");

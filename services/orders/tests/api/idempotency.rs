@@ -214,11 +214,19 @@ async fn a_request_whose_claim_was_taken_over_cannot_store_its_answer() {
     assert_ne!(first, second);
 
     let late = db
-        .execute(orders::idempotency::completion(user, "k", first, 201, body.clone()))
+        .execute(orders::idempotency::completion(
+            user,
+            "k",
+            first,
+            201,
+            body.clone(),
+        ))
         .await
         .expect_err("the first request lost its claim");
     assert!(orders::idempotency::is_claim_lost(&late), "{late}");
-    db.execute(orders::idempotency::completion(user, "k", second, 201, body))
-        .await
-        .expect("the new claimant completes");
+    db.execute(orders::idempotency::completion(
+        user, "k", second, 201, body,
+    ))
+    .await
+    .expect("the new claimant completes");
 }
