@@ -1,10 +1,14 @@
-//! Bulk reads: `?ids=a,b,c` in, `{data, missing}` out.
+//! Bulk reads: `?ids=a,b,c` in, `{data, missing}` out; and the rule that a
+//! bulk write names each thing once.
+
+use std::collections::HashMap;
+use std::hash::Hash;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 
 /// Most ids one `?ids=` read or delete may name.
 pub const MAX_BULK_IDS: usize = 100;
@@ -51,9 +55,57 @@ pub fn parse_ids(raw: &str) -> Result<Vec<Uuid>, ApiError> {
     Ok(ids)
 }
 
+/// A 422 naming every item of a bulk write whose `field` repeats another's:
+/// applying both would change one thing twice (two events, two mails).
+pub fn reject_repeats<K: Eq + Hash>(
+    keys: impl IntoIterator<Item = K>,
+    field: &str,
+) -> Result<(), ApiError> {
+    let mut at: HashMap<K, Vec<usize>> = HashMap::new();
+    for (index, key) in keys.into_iter().enumerate() {
+        at.entry(key).or_default().push(index);
+    }
+    let mut repeated: Vec<Vec<usize>> = at.into_values().filter(|i| i.len() > 1).collect();
+    if repeated.is_empty() {
+        return Ok(());
+    }
+    repeated.sort();
+    let errors = repeated
+        .iter()
+        .flat_map(|indexes| {
+            indexes.iter().map(move |&index| {
+                let others: Vec<String> = indexes
+                    .iter()
+                    .filter(|&&other| other != index)
+                    .map(usize::to_string)
+                    .collect();
+                FieldError::new(
+                    field,
+                    format!("repeats item {}; name each once", others.join(", ")),
+                )
+                .at(index)
+            })
+        })
+        .collect();
+    Err(ApiError::validation(errors))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeats_are_422_naming_every_index_involved() {
+        assert!(reject_repeats(["a", "b", "c"], "order_id").is_ok());
+        let Err(ApiError::Validation { errors, .. }) =
+            reject_repeats(["a", "b", "a", "c", "b"], "order_id")
+        else {
+            panic!("repeats are refused");
+        };
+        let indexes: Vec<Option<usize>> = errors.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, [Some(0), Some(2), Some(1), Some(4)]);
+        assert!(errors.iter().all(|e| e.field == "order_id"));
+    }
 
     #[test]
     fn ids_are_parsed_and_deduplicated() {

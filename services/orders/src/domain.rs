@@ -64,14 +64,28 @@ pub fn may_see(caller: &AuthUser, owner: Uuid) -> bool {
 }
 
 /// Checks one status change by `caller` on an order of `owner` now at `from`.
-/// A change the machine does not allow is a 409 naming the allowed ones; a
-/// change the caller's role may not make is a 403.
+/// A change the caller's role may never make is a 403, whatever the order's
+/// status (authorization before validation); a change the machine does not
+/// allow from `from` is a 409 naming the allowed ones.
 pub fn check_move(
     caller: &AuthUser,
     owner: Uuid,
     from: Status,
     to: Status,
 ) -> Result<(), ApiError> {
+    let permitted = match to {
+        // Customers cancel their own orders; admins any.
+        Status::Cancelled => caller.user_id == owner || caller.role == Role::Admin,
+        // Support and admin move orders forward.
+        _ => caller.is_staff(),
+    };
+    if !permitted {
+        return Err(if to == Status::Cancelled {
+            ApiError::Forbidden("only the customer or an admin may cancel an order".into())
+        } else {
+            ApiError::Forbidden("only support and admins move orders forward".into())
+        });
+    }
     if !from.next().contains(&to) {
         let allowed: Vec<String> = from.next().iter().map(|s| s.as_str().to_owned()).collect();
         let detail = if allowed.is_empty() {
@@ -90,23 +104,7 @@ pub fn check_move(
             allowed: Some(allowed),
         });
     }
-    let permitted = match to {
-        // Customers cancel their own orders; admins any.
-        Status::Cancelled => caller.user_id == owner || caller.role == Role::Admin,
-        // Support and admin move orders forward.
-        _ => caller.is_staff(),
-    };
-    if permitted {
-        Ok(())
-    } else if to == Status::Cancelled {
-        Err(ApiError::Forbidden(
-            "only the customer or an admin may cancel an order".into(),
-        ))
-    } else {
-        Err(ApiError::Forbidden(
-            "only support and admins move orders forward".into(),
-        ))
-    }
+    Ok(())
 }
 
 /// One line as a client orders it.
@@ -211,6 +209,29 @@ mod tests {
             Err(ApiError::Forbidden(_))
         ));
         assert!(check_move(&support, mine, Status::Created, Status::Paid).is_ok());
+    }
+
+    #[test]
+    fn a_move_the_role_may_never_make_is_403_whatever_the_status() {
+        let customer = caller(Role::Customer);
+        let mine = customer.user_id;
+        for (from, to) in [
+            (Status::Created, Status::Shipped),
+            (Status::Delivered, Status::Paid),
+            (Status::Cancelled, Status::Delivered),
+        ] {
+            assert!(
+                matches!(
+                    check_move(&customer, mine, from, to),
+                    Err(ApiError::Forbidden(_))
+                ),
+                "{from:?} -> {to:?}"
+            );
+        }
+        assert!(matches!(
+            check_move(&customer, mine, Status::Shipped, Status::Cancelled),
+            Err(ApiError::Conflict { .. })
+        ));
     }
 
     #[test]

@@ -754,6 +754,7 @@ pub async fn user_orders(
         (status = 404, description = "An order is unknown (or not the caller's)", body = platform::error::Problem),
         (status = 409, description = "A transition the status machine does not allow", body = platform::error::Problem),
         (status = 412, description = "A stale `version`", body = platform::error::Problem),
+        (status = 422, description = "An `order_id` named more than once (`errors` give each index)", body = platform::error::Problem),
     )
 )]
 pub async fn update_orders(
@@ -762,6 +763,7 @@ pub async fn update_orders(
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Vec<Order>>> {
     let changes: Vec<StatusChange> = bulk_items(body)?;
+    platform::bulk::reject_repeats(changes.iter().map(|c| c.order_id), "order_id")?;
     Ok(Json(
         change_statuses(&state, &caller, &changes, true).await?,
     ))

@@ -169,3 +169,51 @@ async fn a_bulk_change_is_all_or_nothing() {
     assert_eq!(changed[1]["status"], "cancelled");
     assert_eq!(shop.stock(&products[0]).await, 9);
 }
+
+#[tokio::test]
+async fn a_customer_asking_for_a_staff_move_is_403_whatever_the_status() {
+    let shop = TestShop::spawn().await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let order = id(&shop.order(&token, &[(&products[0], 1)]).await);
+
+    // `created` cannot become `shipped` at all, but a customer may never ship.
+    assert_problem(set(&shop, &order, &token, "shipped").await, 403).await;
+    assert_problem(set(&shop, &order, &token, "delivered").await, 403).await;
+}
+
+#[tokio::test]
+async fn a_bulk_change_naming_one_order_twice_is_422_with_both_indexes() {
+    let shop = TestShop::spawn().await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let a = id(&shop.order(&token, &[(&products[0], 1)]).await);
+    let b = id(&shop.order(&token, &[(&products[0], 1)]).await);
+    let body = json!([
+        {"order_id": a, "status": "paid"},
+        {"order_id": b, "status": "paid"},
+        {"order_id": a, "status": "cancelled"}
+    ]);
+    let problem = assert_problem(shop.patch("/orders", &shop.admin, &body).await, 422).await;
+    let indexes: Vec<&Value> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| &e["index"])
+        .collect();
+    assert_eq!(indexes, [&json!(0), &json!(2)]);
+    assert_eq!(
+        shop.count(&shop.orders_db, "orders WHERE status = 'created'")
+            .await,
+        2,
+        "nothing changed"
+    );
+    assert_eq!(
+        shop.count(
+            &shop.orders_db,
+            "outbox WHERE event_type = 'order.status_changed'"
+        )
+        .await,
+        0
+    );
+}
