@@ -1,7 +1,6 @@
 //! `shop serve` and `shop migrate`: wiring the service crates together.
 
 use platform::settings::CommonArgs;
-use secrecy::SecretString;
 use tokio::task::JoinSet;
 
 use crate::Service;
@@ -117,7 +116,7 @@ pub fn offline(common: &CommonArgs) -> CommonArgs {
     let mut common = common.clone();
     common
         .internal_token
-        .get_or_insert_with(|| SecretString::from("offline-command"));
+        .get_or_insert_with(crate::container::new_internal_token);
     common
 }
 

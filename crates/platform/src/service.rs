@@ -65,6 +65,12 @@ impl Infra {
     /// Connects to Postgres (creating and migrating the database), Redis and
     /// RabbitMQ (lazily: a broker that is not up yet is retried, not fatal).
     pub async fn connect(settings: ServiceSettings, migrations: Migrator) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            crate::internal::strong_enough(&settings.internal_token),
+            "the {} service refuses to start: its internal token is shorter than {} bytes",
+            settings.name,
+            crate::internal::MIN_TOKEN_BYTES
+        );
         let db = crate::db::connect_and_migrate(
             &settings.database_url,
             settings.database_pool_size,

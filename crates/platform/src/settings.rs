@@ -231,6 +231,13 @@ impl CommonArgs {
                 )));
             }
         };
+        if !crate::internal::strong_enough(&internal_token) {
+            return Err(SettingsError::Invalid(format!(
+                "the internal token (SHOP_INTERNAL_TOKEN or SHOP_INTERNAL_TOKEN_FILE) must be at \
+                 least {} bytes; make one with `openssl rand -hex 32` or `shop secrets init DIR`",
+                crate::internal::MIN_TOKEN_BYTES
+            )));
+        }
         Ok(ServiceSettings {
             name: service,
             listen: SocketAddr::new(self.host, port),
@@ -270,5 +277,31 @@ impl CommonArgs {
                 .unwrap_or(80);
             format!("http://{}", SocketAddr::new(host, port))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::CommonArgs;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn with_token(token: &str) -> CommonArgs {
+        Cli::try_parse_from(["shop", "--internal-token", token])
+            .expect("flags parse")
+            .common
+    }
+
+    #[test]
+    fn a_service_refuses_an_internal_token_shorter_than_32_bytes() {
+        let short = with_token("a-short-secret").service("users");
+        assert!(short.is_err_and(|err| err.to_string().contains("at least 32 bytes")));
+        assert!(with_token(&"s".repeat(32)).service("users").is_ok());
     }
 }

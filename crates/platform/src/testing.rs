@@ -215,7 +215,7 @@ pub fn service_settings(
         database_pool_size: 4,
         redis_url: "redis://127.0.0.1:6379".into(),
         amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
-        internal_token: SecretString::from("test-internal-token"),
+        internal_token: SecretString::from("test-internal-token-of-at-least-32-bytes"),
         auth,
         request_timeout: std::time::Duration::from_secs(30),
         cors_origins: vec!["*".into()],

@@ -103,6 +103,8 @@ impl Upstreams {
         let (mut parts, body) = req.into_parts();
         parts.uri = uri;
         strip_hop_by_hop(&mut parts.headers);
+        // Only services hold the internal token; a client's copy is not passed on.
+        parts.headers.remove(platform::internal::HEADER);
         let original_host = parts.headers.remove(header::HOST);
         if let Some(host) = original_host {
             parts.headers.insert("x-forwarded-host", host);

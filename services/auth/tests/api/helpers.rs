@@ -70,7 +70,7 @@ fn service_settings(
         ..AuthSettings::default()
     };
     ServiceSettings {
-        internal_token: SecretString::from("auth-tests-internal"),
+        internal_token: SecretString::from("auth-tests-internal-token-of-32-bytes-or-more"),
         broker_namespace: namespace.to_owned(),
         ..platform::testing::service_settings(name, db, auth)
     }

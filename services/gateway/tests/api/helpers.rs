@@ -50,6 +50,7 @@ async fn echo_server(hits: Arc<AtomicUsize>, shutdown: CancellationToken) -> Str
                 "request_id": header("x-request-id"),
                 "authorization": header("authorization"),
                 "connection": header("connection"),
+                "internal_token": header("x-internal-token"),
             }))
         }
     });

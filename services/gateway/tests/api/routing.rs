@@ -162,3 +162,19 @@ async fn cors_is_answered_once_at_the_edge() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_clients_internal_token_header_is_not_passed_on() {
+    let gw = TestGateway::spawn().await;
+    let echoed: Value = gw
+        .http
+        .get(gw.url("/auth/jwks"))
+        .header("x-internal-token", "guessed-or-stolen")
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(echoed["internal_token"], "");
+}

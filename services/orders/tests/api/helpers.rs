@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const INTERNAL: &str = "orders-tests-internal";
+const INTERNAL: &str = "orders-tests-internal-token-of-32-bytes-or-more";
 
 #[derive(Clone, Copy)]
 pub struct Options {

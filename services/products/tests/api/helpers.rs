@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub const INTERNAL: &str = "products-tests-internal";
+pub const INTERNAL: &str = "products-tests-internal-token-of-32-bytes-or-more";
 
 pub struct TestApp {
     pub base: String,
