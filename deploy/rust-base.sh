@@ -74,10 +74,19 @@ for proxy in cargo rustc rustdoc rustfmt cargo-fmt cargo-clippy clippy-driver ru
   ln -s rustup "$ctx/cargo/bin/$proxy"
 done
 
+# The machine's own certificate authorities (these machines reach crates.io
+# through a TLS-inspecting egress whose CA is added locally), so cargo inside
+# the build trusts what cargo on the host trusts. Only this local builder
+# image gets them; the runtime image keeps Debian's set.
+mkdir -p "$ctx/local-cas"
+cp /usr/local/share/ca-certificates/*.crt "$ctx/local-cas/" 2>/dev/null || true
+
 cat >"$ctx/Containerfile" <<'EOF'
 FROM localhost/debian:bookworm-slim
+COPY local-cas/ /usr/local/share/ca-certificates/
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev pkg-config make \
+    && update-ca-certificates \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 ENV RUSTUP_HOME=/usr/local/rustup \
