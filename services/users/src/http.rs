@@ -349,7 +349,7 @@ pub async fn get_user(
         (status = 401, description = "No valid token", body = platform::error::Problem),
         (status = 403, description = "Not this user or an admin; or a non-admin changing a role", body = platform::error::Problem),
         (status = 404, description = "No such user", body = platform::error::Problem),
-        (status = 409, description = "The e-mail is taken", body = platform::error::Problem),
+        (status = 409, description = "The e-mail is taken, or the change would leave no admin", body = platform::error::Problem),
         (status = 422, description = "Invalid fields", body = platform::error::Problem),
     )
 )]
@@ -368,10 +368,14 @@ pub async fn update_user(
     )
     .map_err(ApiError::validation)?;
     domain::may_update(&caller, id, &changes)?;
-    let user = store::update(&state.db, &state.outbox, id, changes)
+    let updated = store::update(&state.db, &state.outbox, id, changes)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user with id {id}")))?;
-    Ok(Json(user.into()))
+    if updated.role_changed {
+        // A token never carries a role its user no longer has.
+        state.revoke_tokens(&[id]).await;
+    }
+    Ok(Json(updated.user.into()))
 }
 
 /// Delete one user (admins cannot be deleted).

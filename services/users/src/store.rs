@@ -10,8 +10,9 @@ use platform::{ApiError, FieldError};
 use sea_orm::sea_query::extension::postgres::PgExpr;
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -275,11 +276,37 @@ pub async fn update(
     outbox: &Outbox,
     id: Uuid,
     changes: ProfileChanges,
-) -> Result<Option<Model>, ApiError> {
+) -> Result<Option<Updated>, ApiError> {
     let txn = db.begin().await?;
+    if changes.role.is_some() {
+        // Role changes queue one behind another, so two admins demoting each
+        // other at once cannot both see the other as the admin who remains.
+        txn.execute(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext('users: role changes'))",
+        ))
+        .await?;
+    }
     let Some(current) = Users::find_by_id(id).lock_exclusive().one(&txn).await? else {
         return Ok(None);
     };
+    let role_changed = changes
+        .role
+        .is_some_and(|role| role.as_str() != current.role);
+    if role_changed && current.role == Role::Admin.as_str() {
+        let other_admins = Users::find()
+            .filter(Column::Role.eq(Role::Admin.as_str()))
+            .filter(Column::UserId.ne(id))
+            .count(&txn)
+            .await?;
+        if other_admins == 0 {
+            return Err(ApiError::Conflict {
+                detail: "this is the last admin; make another admin first".into(),
+                errors: vec![FieldError::new("role", "would leave no admin")],
+                allowed: None,
+            });
+        }
+    }
     let mut row = current.into_active_model();
     if let Some(name) = changes.name {
         row.name = Set(name);
@@ -316,7 +343,19 @@ pub async fn update(
     outbox.enqueue(&txn, &[event]).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(Some(updated))
+    Ok(Some(Updated {
+        user: updated,
+        role_changed,
+    }))
+}
+
+/// A profile after an update.
+#[derive(Debug)]
+pub struct Updated {
+    /// The row as it is now.
+    pub user: Model,
+    /// Whether its role changed: every token of the user must then go.
+    pub role_changed: bool,
 }
 
 /// Deletes every user in `ids` with a `user.deleted` event each, or none.

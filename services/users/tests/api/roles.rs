@@ -125,3 +125,69 @@ async fn only_admins_delete() {
     .await;
     assert_eq!(app.count_rows("users").await, 1);
 }
+
+#[tokio::test]
+async fn a_role_change_revokes_the_users_tokens_at_once() {
+    let app = TestApp::spawn().await;
+    let demoted = app.create_one("admin").await;
+    app.create_one("admin").await;
+    let old_token = app.token(demoted, Role::Admin);
+    assert_eq!(app.get("/users", &old_token).await.status(), 200);
+
+    let response = app
+        .patch(
+            &format!("/users/{demoted}"),
+            &app.admin,
+            &json!({"role": "customer"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    // Not even its own profile: the token claims a role the user lost.
+    let after = app.get(&format!("/users/{demoted}"), &old_token).await;
+    assert_eq!(after.status(), 401);
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_demoted() {
+    let app = TestApp::spawn().await;
+    let only = app.create_one("admin").await;
+    let response = app
+        .patch(
+            &format!("/users/{only}"),
+            &app.admin,
+            &json!({"role": "support"}),
+        )
+        .await;
+    let body = problem(response, 409).await;
+    assert_eq!(body["errors"][0]["field"], "role");
+    assert_eq!(app.count_rows("users WHERE role = 'admin'").await, 1);
+}
+
+async fn demote(app: &TestApp, target: Uuid, by: Uuid) -> reqwest::StatusCode {
+    app.patch(
+        &format!("/users/{target}"),
+        &app.token(by, Role::Admin),
+        &json!({"role": "customer"}),
+    )
+    .await
+    .status()
+}
+
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    let app = TestApp::spawn().await;
+    for _ in 0..5 {
+        let a = app.create_one("admin").await;
+        let b = app.create_one("admin").await;
+        app.execute(&format!(
+            "UPDATE users SET role = 'customer' WHERE role = 'admin' AND user_id NOT IN ('{a}', '{b}')"
+        ))
+        .await;
+        let (first, second) = tokio::join!(demote(&app, a, b), demote(&app, b, a));
+        let mut statuses = [first.as_u16(), second.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409]);
+        assert_eq!(app.count_rows("users WHERE role = 'admin'").await, 1);
+    }
+}
