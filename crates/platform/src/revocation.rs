@@ -20,6 +20,9 @@ pub const CHANNEL: &str = "shop:revocations";
 // One hash tag, so both keys live on one Redis Cluster slot.
 const TOKENS_KEY: &str = "{shop}:revoked:tokens";
 const USERS_KEY: &str = "{shop}:revoked:users";
+/// How often every process re-reads the whole revocation set from Redis.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
 /// How long a user-wide revocation is kept: longer than any access token lives.
 pub const USER_RETENTION_SECS: i64 = 24 * 3600;
 
@@ -106,6 +109,11 @@ pub async fn follow(
             load(&redis, &local).await?;
             let mut messages = pubsub.on_message();
             let mut prune = tokio::time::interval(Duration::from_secs(60));
+            // A subscription can die without a word (a half-open connection
+            // after a network fault): reloading every few seconds bounds how
+            // long a missed publication keeps a revoked token alive.
+            let mut reload = tokio::time::interval(RELOAD_EVERY);
+            reload.reset();
             loop {
                 tokio::select! {
                     message = messages.next() => {
@@ -118,6 +126,7 @@ pub async fn follow(
                         }
                     }
                     _ = prune.tick() => local.prune(chrono::Utc::now().timestamp(), USER_RETENTION_SECS),
+                    _ = reload.tick() => load(&redis, &local).await?,
                     _ = shutdown.cancelled() => break,
                 }
             }

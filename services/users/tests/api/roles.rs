@@ -191,3 +191,39 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
         assert_eq!(app.count_rows("users WHERE role = 'admin'").await, 1);
     }
 }
+
+#[tokio::test]
+async fn a_revocation_whose_publication_was_missed_takes_effect_within_seconds() {
+    let app = TestApp::spawn().await;
+    let user = app.create_one("customer").await;
+    let token = app.token(user, Role::Customer);
+    assert_eq!(
+        app.get(&format!("/users/{user}"), &token).await.status(),
+        200
+    );
+
+    // Stored as a revocation is, but never published: as if the process's
+    // subscription had silently died.
+    let client = redis::Client::open("redis://127.0.0.1:6379").expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let at_ms = chrono::Utc::now().timestamp_millis();
+    let _: () = redis::cmd("ZADD")
+        .arg("{shop}:revoked:users")
+        .arg(at_ms)
+        .arg(user.to_string())
+        .query_async(&mut redis)
+        .await
+        .expect("zadd");
+
+    let started = std::time::Instant::now();
+    while app.get(&format!("/users/{user}"), &token).await.status() == 200 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "the periodic re-read should have found it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
