@@ -292,12 +292,28 @@ pub async fn refresh(
         .ok_or_else(refused)?;
     let profile = state.users.profile(owner).await?.ok_or_else(refused)?;
     match store::rotate_refresh_token(&state.db, token_id, state.policy.refresh_ttl).await? {
-        Rotation::Rotated { user_id, token_id } => {
-            Ok(Json(tokens::pair(&state, user_id, profile.role, token_id)?))
-        }
-        Rotation::Reused { user_id } => {
+        Rotation::Rotated {
+            user_id,
+            token_id,
+            family_id,
+        } => Ok(Json(tokens::pair(
+            &state,
+            user_id,
+            profile.role,
+            token_id,
+            family_id,
+        )?)),
+        Rotation::Reused { user_id, family_id } => {
             tracing::warn!(%user_id, "a spent refresh token was presented again; its session is revoked");
             metrics::counter!("auth_refresh_reuse_total").increment(1);
+            // The access tokens of the session go with its refresh tokens:
+            // one of them may be in the hands of whoever replayed the token.
+            let until = chrono::Utc::now().timestamp() + state.policy.access_ttl.num_seconds();
+            revocation::revoke_token(&state.redis, state.verifier.revocations(), family_id, until)
+                .await
+                .map_err(|err| {
+                    ApiError::ServiceUnavailable(format!("could not revoke the session: {err}"))
+                })?;
             Err(refused())
         }
         Rotation::Invalid => Err(refused()),

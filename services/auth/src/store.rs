@@ -149,6 +149,8 @@ pub enum Rotation {
         user_id: Uuid,
         /// The new refresh token.
         token_id: Uuid,
+        /// Its family: the login session.
+        family_id: Uuid,
     },
     /// Unknown or expired.
     Invalid,
@@ -156,11 +158,14 @@ pub enum Rotation {
     Reused {
         /// Whose.
         user_id: Uuid,
+        /// The family: the session whose access tokens must go too.
+        family_id: Uuid,
     },
 }
 
 /// Spends `token_id` and issues its successor, or detects reuse and deletes the family.
-#[tracing::instrument(skip(db))]
+// A refresh token's id is the token itself: never a span field.
+#[tracing::instrument(skip(db, token_id))]
 pub async fn rotate_refresh_token(
     db: &DatabaseConnection,
     token_id: Uuid,
@@ -186,6 +191,7 @@ pub async fn rotate_refresh_token(
         txn.commit().await?;
         return Ok(Rotation::Reused {
             user_id: row.user_id,
+            family_id: row.family_id,
         });
     }
     refresh_token::Entity::update_many()
@@ -198,6 +204,7 @@ pub async fn rotate_refresh_token(
     Ok(Rotation::Rotated {
         user_id: row.user_id,
         token_id: next,
+        family_id: row.family_id,
     })
 }
 
@@ -213,7 +220,7 @@ pub async fn refresh_token_owner(
 }
 
 /// Deletes the family of `token_id` if it belongs to `user_id` (a logout).
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(skip(db, token_id))]
 pub async fn delete_family(
     db: &DatabaseConnection,
     token_id: Uuid,

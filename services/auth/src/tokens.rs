@@ -36,15 +36,21 @@ pub struct TokenPolicy {
     pub audience: String,
 }
 
-/// Signs an access token for `user_id` as `role`.
-pub fn access_token(state: &AppState, user_id: Uuid, role: Role) -> Result<String, ApiError> {
+/// Signs an access token for `user_id` as `role` in login session `session`.
+pub fn access_token(
+    state: &AppState,
+    user_id: Uuid,
+    role: Role,
+    session: Uuid,
+) -> Result<String, ApiError> {
     let policy = &state.policy;
     state
         .keys
         .signer()
-        .mint(
+        .mint_in_session(
             user_id,
             role,
+            Some(session),
             &policy.issuer,
             &policy.audience,
             policy.access_ttl.num_seconds(),
@@ -55,21 +61,22 @@ pub fn access_token(state: &AppState, user_id: Uuid, role: Role) -> Result<Strin
 
 /// A fresh pair for a new login (a new refresh-token family).
 pub async fn issue_pair(state: &AppState, user_id: Uuid, role: Role) -> Result<Tokens, ApiError> {
+    let session = Uuid::now_v7();
     let refresh =
-        store::issue_refresh_token(&state.db, user_id, Uuid::now_v7(), state.policy.refresh_ttl)
-            .await?;
-    pair(state, user_id, role, refresh)
+        store::issue_refresh_token(&state.db, user_id, session, state.policy.refresh_ttl).await?;
+    pair(state, user_id, role, refresh, session)
 }
 
-/// A pair made of a new access token and the given refresh token.
+/// A pair made of a new access token and the given refresh token of `session`.
 pub fn pair(
     state: &AppState,
     user_id: Uuid,
     role: Role,
     refresh: Uuid,
+    session: Uuid,
 ) -> Result<Tokens, ApiError> {
     Ok(Tokens {
-        access_token: access_token(state, user_id, role)?,
+        access_token: access_token(state, user_id, role, session)?,
         refresh_token: refresh,
         token_type: "Bearer".into(),
         expires_in: state.policy.access_ttl.num_seconds(),

@@ -170,6 +170,7 @@ mod tests {
                 iat: 0,
                 iss: String::new(),
                 aud: String::new(),
+                sid: None,
             }),
         }
     }

@@ -76,6 +76,11 @@ pub struct Claims {
     pub iss: String,
     /// Audience.
     pub aud: String,
+    /// The login session (refresh-token family) the token was issued in:
+    /// reusing a spent refresh token revokes it, and with it every access
+    /// token of the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 /// The authenticated caller of a request, extracted from `Authorization: Bearer`.

@@ -91,6 +91,19 @@ impl Signer {
         audience: &str,
         ttl_seconds: i64,
     ) -> anyhow::Result<(String, Claims)> {
+        self.mint_in_session(user_id, role, None, issuer, audience, ttl_seconds)
+    }
+
+    /// Like [`Signer::mint`], for a token of login session `session`.
+    pub fn mint_in_session(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        session: Option<Uuid>,
+        issuer: &str,
+        audience: &str,
+        ttl_seconds: i64,
+    ) -> anyhow::Result<(String, Claims)> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
@@ -100,6 +113,7 @@ impl Signer {
             exp: now + ttl_seconds,
             iss: issuer.to_owned(),
             aud: audience.to_owned(),
+            sid: session,
         };
         Ok((self.sign(&claims)?, claims))
     }

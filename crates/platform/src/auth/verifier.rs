@@ -42,9 +42,10 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    /// Revokes one token (by `jti`) until it would have expired anyway.
-    pub fn revoke_token(&self, jti: Uuid, exp: i64) {
-        write(&self.tokens).insert(jti, exp);
+    /// Revokes the tokens carrying `id` as their `jti` (one token) or their
+    /// `sid` (a login session), until they would have expired anyway.
+    pub fn revoke_token(&self, id: Uuid, exp: i64) {
+        write(&self.tokens).insert(id, exp);
     }
 
     /// Revokes every token of `user_id` issued up to `at_ms` (milliseconds since the epoch).
@@ -56,8 +57,13 @@ impl Revocations {
 
     /// True when `claims` were revoked by either rule.
     pub fn is_revoked(&self, claims: &Claims) -> bool {
-        if read(&self.tokens).contains_key(&claims.jti) {
-            return true;
+        {
+            let tokens = read(&self.tokens);
+            if tokens.contains_key(&claims.jti)
+                || claims.sid.is_some_and(|sid| tokens.contains_key(&sid))
+            {
+                return true;
+            }
         }
         let users = read(&self.users);
         let Some(&before_ms) = users.get(&claims.sub) else {

@@ -43,6 +43,33 @@ async fn a_spent_token_presented_again_revokes_its_whole_family() {
 }
 
 #[tokio::test]
+async fn a_reuse_revokes_the_access_tokens_of_the_session_but_not_of_other_logins() {
+    let app = TestAuth::spawn().await;
+    let username = unique("thief");
+    let registered = app.register(&username, "password-1").await;
+    let other: Value = app
+        .login(&username, "password-1")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let stolen = registered["refresh_token"].clone();
+    let rotated: Value = refresh(&app, &stolen).await.json().await.expect("json");
+    let access = |pair: &Value| pair["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(app.me(&access(&rotated)).await.status(), 200);
+
+    assert_problem(refresh(&app, &stolen).await, 401).await;
+
+    assert_eq!(app.me(&access(&rotated)).await.status(), 401);
+    assert_eq!(app.me(&access(&registered)).await.status(), 401);
+    assert_eq!(
+        app.me(&access(&other)).await.status(),
+        200,
+        "another login is another session"
+    );
+}
+
+#[tokio::test]
 async fn other_logins_survive_a_reuse_in_one_family() {
     let app = TestAuth::spawn().await;
     let username = unique("two");

@@ -32,6 +32,7 @@ fn claims(user_id: Uuid) -> Claims {
         exp: now + 600,
         iss: "shop-auth".into(),
         aud: "shop".into(),
+        sid: None,
     }
 }
 
