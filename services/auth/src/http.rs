@@ -386,7 +386,7 @@ async fn revoke_everything(state: &AppState, user_id: Uuid) -> ApiResult<()> {
     request_body = ChangePassword,
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "Changed; every token of the user stopped working"),
+        (status = 200, description = "Changed; every earlier token of the user stopped working, and this is a fresh pair", body = Tokens),
         (status = 401, description = "No valid token", body = platform::error::Problem),
         (status = 403, description = "The current password is wrong", body = platform::error::Problem),
         (status = 422, description = "The new password is invalid", body = platform::error::Problem),
@@ -396,7 +396,7 @@ pub async fn change_password(
     State(state): State<AppState>,
     caller: AuthUser,
     Json(body): Json<ChangePassword>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Json<Tokens>> {
     let new_password =
         parse_password(&body.new_password).map_err(|m| ApiError::invalid("new_password", m))?;
     let credential = store::credential(&state.db, caller.user_id)
@@ -415,7 +415,18 @@ pub async fn change_password(
     let hash = state.hasher.hash(new_password).await?;
     store::set_password_hash(&state.db, caller.user_id, hash).await?;
     revoke_everything(&state, caller.user_id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    // The caller's own tokens went with the rest: a new session, issued after
+    // the revocation, keeps it signed in. A revocation covers every token
+    // issued up to its millisecond, so the new one must come from a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let profile = state
+        .users
+        .profile(caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("this user has no profile".into()))?;
+    Ok(Json(
+        tokens::issue_pair(&state, caller.user_id, profile.role).await?,
+    ))
 }
 
 /// Who the token belongs to.

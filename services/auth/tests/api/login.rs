@@ -130,3 +130,18 @@ async fn with_redis_down_logins_work_and_failures_are_still_limited_per_process(
     }
     assert_problem(app.login(&username, "password-1").await, 429).await;
 }
+
+#[tokio::test]
+async fn a_long_password_in_any_script_counts_to_its_last_character() {
+    let app = TestAuth::spawn().await;
+    let username = unique("poet");
+    let password = "пароль-密码-كلمة".repeat(5);
+    assert!(password.chars().count() >= 64);
+    app.register(&username, &password).await;
+
+    assert_eq!(app.login(&username, &password).await.status(), 200);
+    let mut almost = password.clone();
+    almost.pop();
+    almost.push('x');
+    assert_problem(app.login(&username, &almost).await, 401).await;
+}

@@ -148,9 +148,26 @@ async fn changing_the_password_revokes_sessions_and_swaps_the_password() {
         .send()
         .await
         .expect("sent");
-    assert_eq!(changed.status(), 204);
+    assert_eq!(changed.status(), 200);
+    let fresh: Value = changed.json().await.expect("a fresh pair");
 
     assert_problem(app.me(&token).await, 401).await;
+    assert_eq!(
+        app.me(fresh["access_token"].as_str().expect("token"))
+            .await
+            .status(),
+        200,
+        "the pair answered by the change is the one that works"
+    );
+    assert_eq!(
+        app.post(
+            "/auth/refresh",
+            &json!({"refresh_token": fresh["refresh_token"]}),
+        )
+        .await
+        .status(),
+        200
+    );
     assert_problem(
         app.post(
             "/auth/refresh",
