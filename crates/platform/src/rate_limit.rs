@@ -92,19 +92,26 @@ impl RateLimiter {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A 429 when `key` has used up `limit` in the current window.
-    pub async fn check(&self, key: &str, limit: Limit) -> Result<(), ApiError> {
+    /// Counts one attempt on `key` first and then decides, in one atomic
+    /// step: any number of attempts at once meet the limit exactly as they
+    /// would one by one. A 429 once this attempt is over `limit`.
+    pub async fn attempt(&self, key: &str, limit: Limit) -> Result<(), ApiError> {
         let mut conn = self.redis.clone();
-        let counted: Result<(Option<u64>, i64), _> = redis::pipe()
-            .get(self.key(key))
+        let counted: Result<(u64, bool, i64), _> = redis::pipe()
+            .atomic()
+            .incr(self.key(key), 1u64)
+            .expire(self.key(key), limit.window_secs as i64)
+            .arg("NX")
             .ttl(self.key(key))
             .query_async(&mut conn)
             .await;
         let (count, retry_after) = match counted {
-            Ok((count, ttl)) => (count.unwrap_or(0), ttl.max(1) as u64),
+            Ok((count, _, ttl)) => (count, ttl.max(1) as u64),
             Err(err) => {
                 tracing::warn!(%err, "rate limiter: Redis unavailable; counting in this process");
-                match self.local().window(key) {
+                let mut local = self.local();
+                local.hit(key, Duration::from_secs(limit.window_secs));
+                match local.window(key) {
                     Some((count, closes)) => (
                         count,
                         closes
@@ -112,33 +119,15 @@ impl RateLimiter {
                             .as_secs()
                             .max(1),
                     ),
-                    None => (0, 1),
+                    None => (1, 1),
                 }
             }
         };
-        if count >= limit.max {
+        if count > limit.max {
             return Err(ApiError::TooManyRequests {
                 retry_after,
                 limit: limit.max,
             });
-        }
-        Ok(())
-    }
-
-    /// Counts one event for `key`, starting a window if none is open.
-    pub async fn hit(&self, key: &str, limit: Limit) -> Result<(), ApiError> {
-        let mut conn = self.redis.clone();
-        let counted: Result<(u64, bool), _> = redis::pipe()
-            .atomic()
-            .incr(self.key(key), 1u64)
-            .expire(self.key(key), limit.window_secs as i64)
-            .arg("NX")
-            .query_async(&mut conn)
-            .await;
-        if let Err(err) = counted {
-            tracing::warn!(%err, "rate limiter: Redis unavailable; counting in this process");
-            self.local()
-                .hit(key, Duration::from_secs(limit.window_secs));
         }
         Ok(())
     }

@@ -237,8 +237,9 @@ pub async fn login(
     let user_key = format!("user:{}", body.username.trim().to_lowercase());
     let client_key = format!("client:{}", client_ip(&headers, connected.map(|c| c.0.0)));
     let limits = &state.login_limits;
-    state.limiter.check(&user_key, limits.per_user).await?;
-    state.limiter.check(&client_key, limits.per_client).await?;
+    // Every attempt on a username counts before its password is checked, so
+    // twenty wrong passwords at once get five 401s and fifteen 429s.
+    state.limiter.attempt(&user_key, limits.per_user).await?;
 
     let credential = store::credential_by_username(&state.db, body.username.trim()).await?;
     let password = SecretString::from(body.password);
@@ -252,9 +253,14 @@ pub async fn login(
     let credential = match credential {
         Some(credential) if matched => credential,
         _ => {
-            state.limiter.hit(&user_key, limits.per_user).await?;
-            state.limiter.hit(&client_key, limits.per_client).await?;
             metrics::counter!("auth_logins_failed_total").increment(1);
+            // Failures from one address across usernames: counted first too,
+            // but only wrong passwords are refused by it, so people sharing an
+            // address never lose a correct login to someone else's failures.
+            state
+                .limiter
+                .attempt(&client_key, limits.per_client)
+                .await?;
             return Err(invalid_credentials());
         }
     };

@@ -145,3 +145,51 @@ async fn a_long_password_in_any_script_counts_to_its_last_character() {
     almost.push('x');
     assert_problem(app.login(&username, &almost).await, 401).await;
 }
+
+#[tokio::test]
+async fn twenty_wrong_passwords_at_once_meet_the_limit_of_five() {
+    let app = TestAuth::spawn().await;
+    let username = unique("rushed");
+    app.register(&username, "password-1").await;
+
+    let attempts = (0..20).map(|_| app.login(&username, "nope-nope"));
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        15,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_correct_password_is_not_refused_for_other_peoples_failures_from_its_address() {
+    let app = TestAuth::spawn_with(|settings| settings.auth.login_failures_per_client = 3).await;
+    let client = format!("198.51.100.{}", rand_octet());
+    let username = unique("neighbour");
+    app.register(&username, "password-1").await;
+    let login = |username: String, password: &'static str| {
+        app.http
+            .post(app.url("/auth/login"))
+            .header("x-forwarded-for", client.clone())
+            .json(&json!({"username": username, "password": password}))
+            .send()
+    };
+    for _ in 0..5 {
+        login(unique("guess"), "password-1").await.expect("sent");
+    }
+    let wrong = login(unique("guess"), "password-1").await.expect("sent");
+    assert_problem(wrong, 429).await;
+
+    let right = login(username, "password-1").await.expect("sent");
+    assert_eq!(right.status(), 200);
+}
