@@ -188,26 +188,92 @@ pub async fn bind(service: &str, addr: std::net::SocketAddr) -> anyhow::Result<T
         .map_err(|err| anyhow::anyhow!("{service} cannot listen on {addr}: {err}"))
 }
 
+/// How a listener treats slow and greedy clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Longest a client may take to send a request's headers, and longest a
+    /// kept-alive connection may sit idle before its next request: a client
+    /// sending one header line every few seconds is cut off.
+    pub header_read_timeout: Duration,
+    /// Connections one listener serves at once; past it, new ones wait in the
+    /// kernel's backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown`, then lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+
     let addr = listener.local_addr()?;
     crate::in_process::register(addr, app.clone());
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.cancelled().await;
-        // A service shutting down takes no new calls, in memory or not.
-        crate::in_process::withdraw(addr);
-    })
-    .await;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors, say: pause rather than spin.
+                    tracing::warn!(%err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        stream.set_nodelay(true).ok();
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let mut app = app.clone();
+                async move {
+                    use tower::Service;
+                    app.call(req.map(axum::body::Body::new)).await
+                }
+            });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            connection.await.ok();
+            drop(slot);
+        });
+    }
+    // A service shutting down takes no new calls, in memory or not.
     crate::in_process::withdraw(addr);
-    served
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// A router answering every request with a problem+json 404 (the fallback).

@@ -130,7 +130,7 @@ impl Infra {
             shutdown.clone(),
         ));
         tracing::info!(service = name, addr = %listener.local_addr()?, "listening");
-        crate::http::serve(listener, app, shutdown).await?;
+        crate::http::serve(listener, app, self.settings.connections, shutdown).await?;
         relay.await.ok();
         revocations.await.ok();
         tracing::info!(service = name, "stopped");

@@ -93,6 +93,15 @@ pub struct CommonArgs {
     #[arg(long, env = "SHOP_BROKER_NAMESPACE", default_value = "")]
     pub broker_namespace: String,
 
+    /// Seconds a client may take to send a request's headers, and a
+    /// kept-alive connection may sit idle; slower clients are cut off.
+    #[arg(long, env = "SHOP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Connections each listener serves at once; more wait until one closes.
+    #[arg(long, env = "SHOP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// Log format: `json` (one object per line) or `text`.
     #[arg(long, env = "SHOP_LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
@@ -153,6 +162,8 @@ pub struct ServiceSettings {
     pub cors_origins: Vec<String>,
     /// Prefix of the exchange and queues this deployment uses.
     pub broker_namespace: String,
+    /// Limits on slow and greedy clients.
+    pub connections: crate::http::ConnectionLimits,
 }
 
 /// Reading settings failed; the message says which and how to fix it.
@@ -259,7 +270,16 @@ impl CommonArgs {
                 .filter(|origin| !origin.is_empty())
                 .collect(),
             broker_namespace: self.broker_namespace.clone(),
+            connections: self.connection_limits(),
         })
+    }
+
+    /// The limits every listener of this process applies to its clients.
+    pub fn connection_limits(&self) -> crate::http::ConnectionLimits {
+        crate::http::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+        }
     }
 
     /// The base URL the gateway and other services reach `service` at; a comma

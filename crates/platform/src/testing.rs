@@ -220,6 +220,7 @@ pub fn service_settings(
         request_timeout: std::time::Duration::from_secs(30),
         cors_origins: vec!["*".into()],
         broker_namespace: format!("{}.", db.name),
+        connections: crate::http::ConnectionLimits::default(),
     }
 }
 

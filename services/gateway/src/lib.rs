@@ -42,6 +42,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// CORS origins (`*` for any).
     pub cors_origins: Vec<String>,
+    /// Limits on slow and greedy clients.
+    pub connections: platform::http::ConnectionLimits,
 }
 
 impl Settings {
@@ -71,6 +73,7 @@ impl Settings {
                 .map(|o| o.trim().to_owned())
                 .filter(|o| !o.is_empty())
                 .collect(),
+            connections: args.connection_limits(),
         }
     }
 }
@@ -133,6 +136,6 @@ pub async fn run_on(
     platform::metrics::handle();
     let app = router(&settings);
     tracing::info!(service = "gateway", addr = %listener.local_addr()?, "listening");
-    platform::http::serve(listener, app, shutdown).await?;
+    platform::http::serve(listener, app, settings.connections, shutdown).await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod graceful;
 mod probe;
+mod slow_clients;
 
 use std::process::{Child, Command};
 
@@ -15,10 +16,18 @@ pub fn free_port() -> u16 {
 
 /// `shop serve gateway` alone on `port`, draining `drain_secs` on SIGTERM.
 pub fn gateway(port: u16, drain_secs: u64) -> Child {
+    gateway_with(
+        port,
+        &[("SHOP_SHUTDOWN_DRAIN_SECS", &drain_secs.to_string())],
+    )
+}
+
+/// `shop serve gateway` alone on `port` with these settings.
+pub fn gateway_with(port: u16, settings: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_shop"))
         .args(["serve", "gateway"])
         .env("SHOP_GATEWAY_PORT", port.to_string())
-        .env("SHOP_SHUTDOWN_DRAIN_SECS", drain_secs.to_string())
+        .envs(settings.iter().copied())
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("shop starts")

@@ -104,6 +104,7 @@ impl TestGateway {
             upstreams,
             timeout: Duration::from_secs(5),
             cors_origins: vec!["*".into()],
+            connections: platform::http::ConnectionLimits::default(),
         };
         let stop = shutdown.clone();
         tokio::spawn(async move { gateway::run_on(listener, gateway_settings, stop).await });

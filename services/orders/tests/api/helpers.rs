@@ -152,6 +152,7 @@ impl TestShop {
             upstreams,
             timeout: Duration::from_secs(30),
             cors_origins: vec!["*".into()],
+            connections: platform::http::ConnectionLimits::default(),
         };
         let stop = shutdown.clone();
         tokio::spawn(
