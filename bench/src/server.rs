@@ -100,6 +100,11 @@ impl Server {
         let child = Command::new(shop)
             .arg("serve")
             .env("SHOP_BROKER_NAMESPACE", BROKER_NAMESPACE)
+            // One load generator is one client: it would spend any budget at once.
+            .env("SHOP_RATE_LIMIT_READS", "0")
+            .env("SHOP_RATE_LIMIT_WRITES", "0")
+            .env("SHOP_RATE_LIMIT_AUTH", "0")
+            .env("SHOP_RATE_LIMIT_REGISTRATIONS", "0")
             .env("SHOP_USERS_DATABASE_URL", database)
             .env("SHOP_AUTH_DATABASE_URL", auth_database)
             .env("SHOP_PRODUCTS_DATABASE_URL", products_database)

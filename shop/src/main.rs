@@ -38,6 +38,8 @@ struct Cli {
     notifications: notifications::NotificationsArgs,
     #[command(flatten)]
     orders: orders::OrdersArgs,
+    #[command(flatten)]
+    rate_limits: gateway::RateLimits,
     #[command(subcommand)]
     command: Command,
 }
@@ -177,6 +179,7 @@ fn main() -> std::process::ExitCode {
                     products: cli.products,
                     notifications: cli.notifications,
                     orders: cli.orders,
+                    rate_limits: cli.rate_limits,
                 };
                 serve::serve(cli.common, own, service).await
             }

@@ -16,6 +16,8 @@ pub struct ServiceArgs {
     pub notifications: notifications::NotificationsArgs,
     /// Orders'.
     pub orders: orders::OrdersArgs,
+    /// The gateway's budgets.
+    pub rate_limits: gateway::RateLimits,
 }
 
 /// Runs the named service, or all of them with the gateway, until SIGTERM or Ctrl-C.
@@ -48,7 +50,7 @@ pub async fn serve(
         let stop = shutdown.clone();
         match service {
             Service::Gateway => {
-                let settings = gateway::Settings::from_args(&common);
+                let settings = gateway::Settings::from_args(&common, own.rate_limits)?;
                 tasks.spawn(async move { ("gateway", gateway::run(settings, stop).await) });
             }
             Service::Users => {

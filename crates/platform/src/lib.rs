@@ -7,6 +7,7 @@ pub mod auth;
 pub mod broker;
 pub mod bulk;
 pub mod cache;
+pub mod client_address;
 pub mod consumer;
 pub mod db;
 pub mod error;

@@ -20,6 +20,17 @@ pub struct Limit {
     pub window_secs: u64,
 }
 
+/// What an allowed attempt leaves, for `RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    /// The window's limit.
+    pub limit: u64,
+    /// Attempts left in the window.
+    pub remaining: u64,
+    /// Seconds until the window starts afresh.
+    pub reset_secs: u64,
+}
+
 /// Counts events per key in Redis.
 #[derive(Clone)]
 pub struct RateLimiter {
@@ -94,8 +105,9 @@ impl RateLimiter {
 
     /// Counts one attempt on `key` first and then decides, in one atomic
     /// step: any number of attempts at once meet the limit exactly as they
-    /// would one by one. A 429 once this attempt is over `limit`.
-    pub async fn attempt(&self, key: &str, limit: Limit) -> Result<(), ApiError> {
+    /// would one by one. A 429 once this attempt is over `limit`; otherwise
+    /// what is left of the window.
+    pub async fn attempt(&self, key: &str, limit: Limit) -> Result<Allowance, ApiError> {
         let mut conn = self.redis.clone();
         let counted: Result<(u64, bool, i64), _> = redis::pipe()
             .atomic()
@@ -129,7 +141,11 @@ impl RateLimiter {
                 limit: limit.max,
             });
         }
-        Ok(())
+        Ok(Allowance {
+            limit: limit.max,
+            remaining: limit.max - count,
+            reset_secs: retry_after,
+        })
     }
 
     /// Forgets the events of `key` (after a success, say).

@@ -102,6 +102,11 @@ pub struct CommonArgs {
     #[arg(long, env = "SHOP_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// Proxies (comma list of CIDRs) whose `X-Forwarded-For` names the
+    /// client; empty: the connection's peer is the client.
+    #[arg(long, env = "SHOP_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
     /// Log format: `json` (one object per line) or `text`.
     #[arg(long, env = "SHOP_LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,

@@ -2,6 +2,7 @@
 //! service that owns it, `/internal/*` never exposed, and one Swagger UI
 //! holding every service's OpenAPI document, served from the binary.
 
+pub mod limits;
 pub mod proxy;
 pub mod routes;
 
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa_swagger_ui::{Config, SwaggerUi, Url};
 
+pub use crate::limits::{Edge, RateLimits};
 use crate::proxy::Upstreams;
 
 /// The services behind the gateway, with where Swagger UI finds each document.
@@ -44,15 +46,20 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Limits on slow and greedy clients.
     pub connections: platform::http::ConnectionLimits,
+    /// Rate limits and who a client is.
+    pub edge: Edge,
 }
 
 impl Settings {
     /// Resolves the gateway's settings from the shared arguments.
-    pub fn from_args(args: &CommonArgs) -> Self {
+    pub fn from_args(
+        args: &CommonArgs,
+        limits: RateLimits,
+    ) -> Result<Self, platform::settings::SettingsError> {
         let port = platform::settings::service_env("gateway", "PORT")
             .and_then(|raw| raw.parse().ok())
             .unwrap_or(8080);
-        Self {
+        Ok(Self {
             listen: SocketAddr::new(args.host, port),
             upstreams: DOCUMENTED
                 .iter()
@@ -74,12 +81,23 @@ impl Settings {
                 .filter(|o| !o.is_empty())
                 .collect(),
             connections: args.connection_limits(),
-        }
+            edge: Edge {
+                limits,
+                redis_url: args.redis_url.clone(),
+                key_prefix: args.broker_namespace.clone(),
+                auth: platform::settings::AuthSettings {
+                    jwks_url: args.jwks_url.clone(),
+                    issuer: args.jwt_issuer.clone(),
+                    audience: args.jwt_audience.clone(),
+                },
+                proxies: platform::client_address::TrustedProxies::parse(&args.trusted_proxies)?,
+            },
+        })
     }
 }
 
-/// The gateway's routes, wrapped in the common stack.
-pub fn router(settings: &Settings) -> Router {
+/// The gateway's routes, wrapped in the common stack and the rate limits.
+pub fn router(settings: &Settings, limiter: limits::Limiter) -> Router {
     let upstreams = Upstreams::new(settings.upstreams.clone(), settings.timeout);
     let urls: Vec<Url<'static>> = DOCUMENTED
         .iter()
@@ -93,7 +111,8 @@ pub fn router(settings: &Settings) -> Router {
         .route("/docs/openapi/{document}", get(service_document))
         .fallback(any(proxy::public_api))
         .with_state(upstreams)
-        .merge(swagger);
+        .merge(swagger)
+        .layer(axum::middleware::from_fn_with_state(limiter, limits::limit));
     stack(
         app,
         &StackOptions {
@@ -134,7 +153,7 @@ pub async fn run_on(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     platform::metrics::handle();
-    let app = router(&settings);
+    let app = router(&settings, settings.edge.limiter().await?);
     tracing::info!(service = "gateway", addr = %listener.local_addr()?, "listening");
     platform::http::serve(listener, app, settings.connections, shutdown).await?;
     Ok(())

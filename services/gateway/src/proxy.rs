@@ -109,8 +109,15 @@ impl Upstreams {
         if let Some(host) = original_host {
             parts.headers.insert("x-forwarded-host", host);
         }
-        if let Some(addr) = client_addr
-            && let Ok(value) = HeaderValue::from_str(&addr.ip().to_string())
+        // The client as the edge resolved it (through trusted proxies only),
+        // replacing whatever the client claimed.
+        let client = parts
+            .extensions
+            .get::<crate::limits::ClientAddress>()
+            .map(|client| client.0)
+            .or(client_addr.map(|addr| addr.ip()));
+        if let Some(client) = client
+            && let Ok(value) = HeaderValue::from_str(&client.to_string())
         {
             parts.headers.insert("x-forwarded-for", value);
         }

@@ -19,6 +19,8 @@ pub struct TestGateway {
     pub base: String,
     pub http: reqwest::Client,
     pub admin: String,
+    /// Mints tokens the gateway and users accept.
+    pub issuer: TestIssuer,
     /// Requests that reached the echo upstreams.
     pub echo_hits: Arc<AtomicUsize>,
     shutdown: CancellationToken,
@@ -51,6 +53,7 @@ async fn echo_server(hits: Arc<AtomicUsize>, shutdown: CancellationToken) -> Str
                 "authorization": header("authorization"),
                 "connection": header("connection"),
                 "internal_token": header("x-internal-token"),
+                "forwarded_for": header("x-forwarded-for"),
             }))
         }
     });
@@ -76,6 +79,12 @@ async fn closed_port() -> String {
 impl TestGateway {
     /// users is real; auth and orders echo; products and notifications are down.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`TestGateway::spawn`], with the edge adjusted (its Redis prefix
+    /// is this test's own and its tokens are checked against this issuer).
+    pub async fn spawn_with(adjust: impl FnOnce(&mut gateway::Edge)) -> Self {
         let shutdown = CancellationToken::new();
         let issuer = TestIssuer::start().await.expect("JWKS");
         let db = TestDatabase::create("users", users::migrations())
@@ -105,6 +114,14 @@ impl TestGateway {
             timeout: Duration::from_secs(5),
             cors_origins: vec!["*".into()],
             connections: platform::http::ConnectionLimits::default(),
+            edge: {
+                let mut edge = gateway::Edge::unlimited();
+                edge.redis_url = "redis://127.0.0.1:6379".into();
+                edge.key_prefix = db.name.clone();
+                edge.auth = issuer.settings.clone();
+                adjust(&mut edge);
+                edge
+            },
         };
         let stop = shutdown.clone();
         tokio::spawn(async move { gateway::run_on(listener, gateway_settings, stop).await });
@@ -117,6 +134,7 @@ impl TestGateway {
             base,
             http,
             admin: issuer.token(Uuid::now_v7(), Role::Admin),
+            issuer,
             echo_hits,
             shutdown,
             _db: db,

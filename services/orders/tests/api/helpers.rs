@@ -153,6 +153,7 @@ impl TestShop {
             timeout: Duration::from_secs(30),
             cors_origins: vec!["*".into()],
             connections: platform::http::ConnectionLimits::default(),
+            edge: gateway::Edge::unlimited(),
         };
         let stop = shutdown.clone();
         tokio::spawn(
