@@ -156,6 +156,7 @@ env_args=(
   -e SHOP_MAIL_DIR=/app/var/mail
   -e SHOP_AUTH_BCRYPT_COST=4
   -e SHOP_SHUTDOWN_DRAIN_SECS=1
+  -e SHOP_GATEWAY_OPS_PORT=28089
 )
 for service in "${services[@]}"; do
   upper=${service^^}

@@ -102,6 +102,7 @@ impl Server {
             .env("SHOP_BROKER_NAMESPACE", BROKER_NAMESPACE)
             // One load generator is one client: it would spend any budget at once.
             .env("SHOP_RATE_LIMIT_READS", "0")
+            .env("SHOP_GATEWAY_OPS_PORT", "18090")
             .env("SHOP_RATE_LIMIT_WRITES", "0")
             .env("SHOP_RATE_LIMIT_AUTH", "0")
             .env("SHOP_RATE_LIMIT_REGISTRATIONS", "0")

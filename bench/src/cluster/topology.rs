@@ -274,6 +274,8 @@ fn environment(mail: &Path) -> Vec<(String, String)> {
         // Every simulated customer comes from 127.0.0.1 and the staff is one
         // admin doing everyone's work: they would spend any budget at once.
         ("SHOP_RATE_LIMIT_READS".into(), "0".into()),
+        // Two gateways on one host: no shared operator port.
+        ("SHOP_GATEWAY_OPS_PORT".into(), "0".into()),
         ("SHOP_RATE_LIMIT_WRITES".into(), "0".into()),
         ("SHOP_RATE_LIMIT_AUTH".into(), "0".into()),
         ("SHOP_RATE_LIMIT_REGISTRATIONS".into(), "0".into()),

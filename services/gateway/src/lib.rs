@@ -33,6 +33,9 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("notifications", "/docs/openapi/notifications.json"),
 ];
 
+/// The default port of the gateway's operator listener (`SHOP_GATEWAY_OPS_PORT`).
+pub const OPS_PORT: u16 = 9080;
+
 /// The gateway's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -48,6 +51,9 @@ pub struct Settings {
     pub connections: platform::http::ConnectionLimits,
     /// Rate limits and who a client is.
     pub edge: Edge,
+    /// Where the operator's endpoints (`/metrics`, `/healthz`, `/readyz`)
+    /// listen, apart from the public port; `None`: nowhere.
+    pub ops_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -59,8 +65,12 @@ impl Settings {
         let port = platform::settings::service_env("gateway", "PORT")
             .and_then(|raw| raw.parse().ok())
             .unwrap_or(8080);
+        let ops_port = platform::settings::service_env("gateway", "OPS_PORT")
+            .and_then(|raw| raw.parse().ok())
+            .unwrap_or(OPS_PORT);
         Ok(Self {
             listen: SocketAddr::new(args.host, port),
+            ops_listen: (ops_port != 0).then(|| SocketAddr::new(args.host, ops_port)),
             upstreams: DOCUMENTED
                 .iter()
                 .map(|(service, _)| {
@@ -107,7 +117,6 @@ pub fn router(settings: &Settings, limiter: limits::Limiter) -> Router {
     let app = Router::new()
         .route("/healthz", get(platform::service::healthz))
         .route("/readyz", get(platform::service::readyz_alone))
-        .route("/metrics", get(platform::service::metrics))
         .route("/docs/openapi/{document}", get(service_document))
         .fallback(any(proxy::public_api))
         .with_state(upstreams)
@@ -154,7 +163,26 @@ pub async fn run_on(
 ) -> anyhow::Result<()> {
     platform::metrics::handle();
     let app = router(&settings, settings.edge.limiter().await?);
+    // The public port serves no metrics: they are for the operator, on a port
+    // of their own that no Ingress routes to.
+    let ops = match settings.ops_listen {
+        Some(addr) => {
+            let listener = platform::http::bind("gateway operator endpoints", addr).await?;
+            let ops = Router::new()
+                .route("/metrics", get(platform::service::metrics))
+                .route("/healthz", get(platform::service::healthz))
+                .route("/readyz", get(platform::service::readyz_alone));
+            let (limits, stop) = (settings.connections, shutdown.clone());
+            Some(tokio::spawn(async move {
+                platform::http::serve(listener, ops, limits, stop).await
+            }))
+        }
+        None => None,
+    };
     tracing::info!(service = "gateway", addr = %listener.local_addr()?, "listening");
     platform::http::serve(listener, app, settings.connections, shutdown).await?;
+    if let Some(ops) = ops {
+        ops.await??;
+    }
     Ok(())
 }

@@ -22,11 +22,13 @@ pub fn gateway(port: u16, drain_secs: u64) -> Child {
     )
 }
 
-/// `shop serve gateway` alone on `port` with these settings.
+/// `shop serve gateway` alone on `port` with these settings (and no
+/// operator listener unless they name one: tests run side by side).
 pub fn gateway_with(port: u16, settings: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_shop"))
         .args(["serve", "gateway"])
         .env("SHOP_GATEWAY_PORT", port.to_string())
+        .env("SHOP_GATEWAY_OPS_PORT", "0")
         .envs(settings.iter().copied())
         .env("RUST_LOG", "warn")
         .spawn()

@@ -114,6 +114,7 @@ impl TestGateway {
             timeout: Duration::from_secs(5),
             cors_origins: vec!["*".into()],
             connections: platform::http::ConnectionLimits::default(),
+            ops_listen: None,
             edge: {
                 let mut edge = gateway::Edge::unlimited();
                 edge.redis_url = "redis://127.0.0.1:6379".into();

@@ -153,6 +153,7 @@ impl TestShop {
             timeout: Duration::from_secs(30),
             cors_origins: vec!["*".into()],
             connections: platform::http::ConnectionLimits::default(),
+            ops_listen: None,
             edge: gateway::Edge::unlimited(),
         };
         let stop = shutdown.clone();
