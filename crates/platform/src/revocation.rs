@@ -59,6 +59,16 @@ pub async fn revoke_user(
     publish(&mut conn, &Notice::User { user_id, at_ms }).await
 }
 
+/// When every token of `user_id` was last revoked (milliseconds since the
+/// epoch), read from Redis itself rather than this process's copy.
+pub async fn user_revoked_at(
+    redis: &ConnectionManager,
+    user_id: Uuid,
+) -> redis::RedisResult<Option<i64>> {
+    let mut conn = redis.clone();
+    conn.zscore(USERS_KEY, user_id.to_string()).await
+}
+
 async fn publish(conn: &mut ConnectionManager, notice: &Notice) -> redis::RedisResult<()> {
     let payload = serde_json::to_string(notice).unwrap_or_default();
     let _: () = conn.publish(CHANNEL, payload).await?;

@@ -234,6 +234,7 @@ pub async fn login(
     headers: HeaderMap,
     Json(body): Json<Login>,
 ) -> ApiResult<Json<Tokens>> {
+    let started_ms = chrono::Utc::now().timestamp_millis();
     let user_key = format!("user:{}", body.username.trim().to_lowercase());
     let client_key = format!("client:{}", client_ip(&headers, connected.map(|c| c.0.0)));
     let limits = &state.login_limits;
@@ -270,10 +271,11 @@ pub async fn login(
         .profile(credential.user_id)
         .await?
         .ok_or_else(invalid_credentials)?;
+    let issued = tokens::issue_pair(&state, credential.user_id, profile.role).await?;
+    let issued =
+        tokens::unless_revoked_since(&state, credential.user_id, started_ms, issued).await?;
     metrics::counter!("auth_logins_total").increment(1);
-    Ok(Json(
-        tokens::issue_pair(&state, credential.user_id, profile.role).await?,
-    ))
+    Ok(Json(issued))
 }
 
 /// Exchange a refresh token for a new pair; the old one is spent.
@@ -289,6 +291,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<Refresh>,
 ) -> ApiResult<Json<Tokens>> {
+    let started_ms = chrono::Utc::now().timestamp_millis();
     let refused =
         || ApiError::Unauthorized("the refresh token is unknown, expired or spent".into());
     let token_id: Uuid = body.refresh_token.trim().parse().map_err(|_| refused())?;
@@ -302,13 +305,12 @@ pub async fn refresh(
             user_id,
             token_id,
             family_id,
-        } => Ok(Json(tokens::pair(
-            &state,
-            user_id,
-            profile.role,
-            token_id,
-            family_id,
-        )?)),
+        } => {
+            let issued = tokens::pair(&state, user_id, profile.role, token_id, family_id)?;
+            Ok(Json(
+                tokens::unless_revoked_since(&state, user_id, started_ms, issued).await?,
+            ))
+        }
         Rotation::Reused { user_id, family_id } => {
             tracing::warn!(%user_id, "a spent refresh token was presented again; its session is revoked");
             metrics::counter!("auth_refresh_reuse_total").increment(1);
@@ -379,11 +381,15 @@ pub async fn logout_all(State(state): State<AppState>, caller: AuthUser) -> ApiR
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Ends every session of `user_id`. The revocation comes first: a sign-in in
+/// flight that stores its refresh token after the deletion below then sees
+/// the revocation and closes its session again (`unless_revoked_since`).
 async fn revoke_everything(state: &AppState, user_id: Uuid) -> ApiResult<()> {
-    store::delete_user_tokens(&state.db, user_id).await?;
     revocation::revoke_user(&state.redis, state.verifier.revocations(), user_id)
         .await
-        .map_err(|err| ApiError::ServiceUnavailable(format!("could not revoke tokens: {err}")))
+        .map_err(|err| ApiError::ServiceUnavailable(format!("could not revoke tokens: {err}")))?;
+    store::delete_user_tokens(&state.db, user_id).await?;
+    Ok(())
 }
 
 /// Change the password; every session is revoked.

@@ -82,3 +82,31 @@ pub fn pair(
         expires_in: state.policy.access_ttl.num_seconds(),
     })
 }
+
+/// Hands `tokens` out unless the user's sessions were revoked (a password
+/// change, logout-all, a role change, a deletion) after `started_ms`, when
+/// the login or refresh that made them began: what it read (the password,
+/// the role) may be stale, so the session it opened is closed again. A
+/// revocation after this check covers these tokens itself: it is later than
+/// their issue, and the refresh tokens it deletes include this one.
+pub async fn unless_revoked_since(
+    state: &AppState,
+    user_id: Uuid,
+    started_ms: i64,
+    tokens: Tokens,
+) -> Result<Tokens, ApiError> {
+    match platform::revocation::user_revoked_at(&state.redis, user_id).await {
+        Ok(Some(at_ms)) if at_ms >= started_ms => {
+            store::delete_family(&state.db, tokens.refresh_token, user_id).await?;
+            Err(ApiError::Unauthorized(
+                "this account's sessions were ended while signing in; sign in again".into(),
+            ))
+        }
+        Ok(_) => Ok(tokens),
+        Err(err) => {
+            // Without Redis no revocation can be published either: sign-ins go on.
+            tracing::warn!(%err, "cannot check for a revocation during sign-in; Redis unavailable");
+            Ok(tokens)
+        }
+    }
+}

@@ -232,3 +232,41 @@ async fn deleting_a_user_removes_the_login_through_the_event() {
     assert_eq!(app.count(&app.auth_db, "inbox").await, 1, "processed once");
     assert_problem(app.login(&username, "password-1").await, 401).await;
 }
+
+#[tokio::test]
+async fn a_login_racing_a_password_change_never_outlives_it() {
+    let app = TestAuth::spawn().await;
+    for round in 0..15 {
+        let username = unique("racer");
+        let registered = app.register(&username, "password-old").await;
+        let token = registered["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let change = app
+            .http
+            .put(app.url("/auth/password"))
+            .bearer_auth(&token)
+            .json(&json!({"current_password": "password-old", "new_password": "password-new"}))
+            .send();
+        let (changed, logged_in) = tokio::join!(change, app.login(&username, "password-old"));
+        assert_eq!(changed.expect("sent").status(), 200);
+        if logged_in.status() != 200 {
+            continue;
+        }
+        // Before, during or after: the change ends the session this login opened.
+        let pair: Value = logged_in.json().await.expect("json");
+        assert_problem(
+            app.me(pair["access_token"].as_str().expect("token")).await,
+            401,
+        )
+        .await;
+        let refreshed = app
+            .post(
+                "/auth/refresh",
+                &json!({"refresh_token": pair["refresh_token"]}),
+            )
+            .await;
+        assert_eq!(refreshed.status(), 401, "round {round}");
+    }
+}
