@@ -20,6 +20,18 @@ pub struct Limit {
     pub window_secs: u64,
 }
 
+/// Counts one attempt and opens the window on the first: one command for
+/// Redis (the gateway runs it on every request), atomic as a script is.
+static COUNT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local count = redis.call('INCR', KEYS[1])
+        if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+        return {count, redis.call('TTL', KEYS[1])}
+        ",
+    )
+});
+
 /// What an allowed attempt leaves, for `RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Allowance {
@@ -109,16 +121,13 @@ impl RateLimiter {
     /// what is left of the window.
     pub async fn attempt(&self, key: &str, limit: Limit) -> Result<Allowance, ApiError> {
         let mut conn = self.redis.clone();
-        let counted: Result<(u64, bool, i64), _> = redis::pipe()
-            .atomic()
-            .incr(self.key(key), 1u64)
-            .expire(self.key(key), limit.window_secs as i64)
-            .arg("NX")
-            .ttl(self.key(key))
-            .query_async(&mut conn)
+        let counted: Result<(u64, i64), _> = COUNT
+            .key(self.key(key))
+            .arg(limit.window_secs)
+            .invoke_async(&mut conn)
             .await;
         let (count, retry_after) = match counted {
-            Ok((count, _, ttl)) => (count, ttl.max(1) as u64),
+            Ok((count, ttl)) => (count, ttl.max(1) as u64),
             Err(err) => {
                 tracing::warn!(%err, "rate limiter: Redis unavailable; counting in this process");
                 let mut local = self.local();
