@@ -6,8 +6,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// Connects to Redis, or says which URL failed and how to point elsewhere.
 pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
+    let shown = crate::settings::redacted(url);
     let client = redis::Client::open(url)
-        .map_err(|err| anyhow::anyhow!("SHOP_REDIS_URL={url} is not a Redis URL: {err}"))?;
+        .map_err(|err| anyhow::anyhow!("SHOP_REDIS_URL={shown} is not a Redis URL: {err}"))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(1)))
@@ -17,7 +18,7 @@ pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
         .await
         .map_err(|err| {
             anyhow::anyhow!(
-                "cannot reach Redis at {url} ({err}); start Redis or point SHOP_REDIS_URL at a running server"
+                "cannot reach Redis at {shown} ({err}); start Redis or point SHOP_REDIS_URL at a running server"
             )
         })
 }

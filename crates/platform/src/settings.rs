@@ -24,7 +24,8 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "SHOP_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432"
+        default_value = "postgres://postgres@127.0.0.1:5432",
+        hide_env_values = true
     )]
     pub database_url: SecretString,
 
@@ -33,14 +34,20 @@ pub struct CommonArgs {
     pub database_pool_size: u32,
 
     /// Redis, for caches, rate limits and token revocations.
-    #[arg(long, env = "SHOP_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "SHOP_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
     pub redis_url: String,
 
     /// RabbitMQ, for events.
     #[arg(
         long,
         env = "SHOP_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
     )]
     pub amqp_url: SecretString,
 
@@ -182,6 +189,20 @@ pub enum SettingsError {
     Invalid(String),
 }
 
+/// `url` as it may appear in a log line or a message: its password, if any,
+/// replaced by `***` (a URL that does not parse is not shown at all).
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                parsed.set_password(Some("***")).ok();
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(an unparsable URL)".to_owned(),
+    }
+}
+
 /// A secret kept in a file, without the line end an editor or `echo` adds.
 fn read_secret_file(path: &std::path::Path) -> Result<SecretString, SettingsError> {
     let text = std::fs::read_to_string(path).map_err(|err| {
@@ -321,6 +342,19 @@ mod tests {
         Cli::try_parse_from(["shop", "--internal-token", token])
             .expect("flags parse")
             .common
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            super::redacted("redis://:s3cret@cache.internal:6380/2"),
+            "redis://:***@cache.internal:6380/2"
+        );
+        assert_eq!(
+            super::redacted("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert!(!super::redacted("not a url with s3cret").contains("s3cret"));
     }
 
     #[test]
