@@ -18,7 +18,19 @@ where
     Fut: Future<Output = Result<(T, sea_orm::DatabaseTransaction), DbErr>>,
 {
     let txn = db.begin().await?;
-    let locked = txn
+    if !try_lock(&txn, lock_key).await? {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let (result, txn) = work(txn).await?;
+    txn.commit().await?;
+    Ok(Some(result))
+}
+
+/// Takes advisory lock `lock_key` for the rest of `txn`, unless another
+/// replica holds it: then `false`, and that replica is doing the work.
+pub async fn try_lock<C: ConnectionTrait>(txn: &C, lock_key: i64) -> Result<bool, DbErr> {
+    Ok(txn
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_try_advisory_xact_lock($1) AS locked",
@@ -27,14 +39,7 @@ where
         .await?
         .map(|row| row.try_get::<bool>("", "locked"))
         .transpose()?
-        .unwrap_or(false);
-    if !locked {
-        txn.rollback().await?;
-        return Ok(None);
-    }
-    let (result, txn) = work(txn).await?;
-    txn.commit().await?;
-    Ok(Some(result))
+        .unwrap_or(false))
 }
 
 /// A transaction for background bookkeeping on a queue table (outbox, retries).

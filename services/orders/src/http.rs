@@ -853,14 +853,29 @@ async fn change_statuses(
             errors,
         });
     }
-    let mut changed = Vec::with_capacity(changes.len());
+    let moves: Vec<(&Stored, Status)> = changes
+        .iter()
+        .map(|change| (&current[&change.order_id], change.status))
+        .collect();
+    let changed = move_orders(state, txn, &moves).await?;
+    Ok(changed.into_iter().map(Order::from).collect())
+}
+
+/// Moves each order to its new status in `txn` and commits: the rows, their
+/// events, and for cancellations the stock handed back (at once, and kept as
+/// a settlement to retry until products has it).
+pub(crate) async fn move_orders(
+    state: &AppState,
+    txn: sea_orm::DatabaseTransaction,
+    moves: &[(&Stored, Status)],
+) -> Result<Vec<Stored>, ApiError> {
+    let mut changed = Vec::with_capacity(moves.len());
     let mut releases = Vec::new();
     let mut events = Vec::new();
-    for change in changes {
-        let stored = &current[&change.order_id];
-        let updated = store::set_status(&txn, &stored.order, change.status.as_str()).await?;
+    for (stored, to) in moves {
+        let updated = store::set_status(&txn, &stored.order, to.as_str()).await?;
         events.push(store::status_event(&updated, &stored.order.status));
-        if change.status == Status::Cancelled {
+        if *to == Status::Cancelled {
             let lines: Vec<Line> = stored
                 .items
                 .iter()
@@ -885,5 +900,5 @@ async fn change_statuses(
     txn.commit().await?;
     state.outbox.notify();
     settlement::release_now(&state.db, &state.products, &releases).await;
-    Ok(changed.into_iter().map(Order::from).collect())
+    Ok(changed)
 }

@@ -6,6 +6,7 @@
 
 pub mod domain;
 pub mod entity;
+pub mod expiry;
 pub mod http;
 pub mod idempotency;
 pub mod peers;
@@ -48,12 +49,17 @@ pub struct OrdersArgs {
     /// never answered (its client or replica died) may be taken over by a retry.
     #[arg(long, env = "SHOP_ORDERS_IDEMPOTENCY_LEASE_SECS", default_value_t = 10)]
     pub idempotency_lease_secs: u64,
+    /// Seconds an order may stay `created` (unpaid) before a job cancels it
+    /// and gives its stock back.
+    #[arg(long, env = "SHOP_ORDERS_PAYMENT_WINDOW_SECS", default_value_t = 3600)]
+    pub payment_window_secs: u64,
 }
 
 impl Default for OrdersArgs {
     fn default() -> Self {
         Self {
             idempotency_lease_secs: 10,
+            payment_window_secs: 3600,
         }
     }
 }
@@ -171,9 +177,30 @@ pub async fn run_on(
             }
         },
     ));
+    let window = Duration::from_secs(settings.orders.payment_window_secs.max(1));
+    let expiry_state = state.clone();
+    let expiry = tokio::spawn(platform::jobs::every(
+        "expire-unpaid-orders",
+        expiry::interval(window),
+        shutdown.clone(),
+        move || {
+            let state = expiry_state.clone();
+            async move {
+                let cancelled = expiry::cancel_unpaid(&state, window).await?;
+                if cancelled > 0 {
+                    tracing::info!(
+                        cancelled,
+                        "cancelled orders left unpaid past the payment window"
+                    );
+                }
+                Ok(())
+            }
+        },
+    ));
     let (api, openapi) = router(state);
     let served = infra.serve(api, openapi, listener, shutdown).await;
     retrier.await.ok();
     purge.await.ok();
+    expiry.await.ok();
     served
 }

@@ -185,6 +185,30 @@ pub async fn lock_many<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> Result<Vec<S
     with_items(db, orders).await
 }
 
+/// Up to `limit` orders still `created` (unpaid) since before `window`,
+/// locked; rows a request is changing right now are left for the next pass.
+#[tracing::instrument(skip(db))]
+pub async fn lock_unpaid<C: ConnectionTrait>(
+    db: &C,
+    window: std::time::Duration,
+    limit: u64,
+) -> Result<Vec<Stored>, DbErr> {
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+    let orders = Orders::find()
+        .filter(Column::Status.eq("created"))
+        .filter(Column::CreatedAt.lt(cutoff))
+        .order_by_asc(Column::CreatedAt)
+        .limit(limit)
+        .lock_with_behavior(
+            sea_orm::sea_query::LockType::Update,
+            sea_orm::sea_query::LockBehavior::SkipLocked,
+        )
+        .all(db)
+        .await?;
+    with_items(db, orders).await
+}
+
 /// The event announcing a new order.
 pub fn created_event(stored: &Stored) -> Envelope {
     Envelope::new(

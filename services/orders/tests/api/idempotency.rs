@@ -150,6 +150,7 @@ async fn a_key_whose_request_died_is_taken_over_once_its_lease_lapses() {
     let shop = TestShop::spawn_with(Options {
         orders: orders::OrdersArgs {
             idempotency_lease_secs: 1,
+            ..orders::OrdersArgs::default()
         },
         ..Options::default()
     })

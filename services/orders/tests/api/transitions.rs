@@ -217,3 +217,61 @@ async fn a_bulk_change_naming_one_order_twice_is_422_with_both_indexes() {
         0
     );
 }
+
+#[tokio::test]
+async fn orders_left_unpaid_past_the_payment_window_are_cancelled_and_give_their_stock_back() {
+    let shop = TestShop::spawn_with(crate::helpers::Options {
+        orders: orders::OrdersArgs {
+            payment_window_secs: 1,
+            ..orders::OrdersArgs::default()
+        },
+        ..crate::helpers::Options::default()
+    })
+    .await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let unpaid = id(&shop.order(&token, &[(&products[0], 3)]).await);
+    let paid = id(&shop.order(&token, &[(&products[0], 2)]).await);
+    assert_eq!(set(&shop, &paid, &shop.admin, "paid").await.status(), 200);
+    assert_eq!(shop.stock(&products[0]).await, 5);
+
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let order: Value = shop
+            .get(&format!("/orders/{unpaid}"), &token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        status = order["status"].clone();
+        if status == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "cancelled");
+    let kept: Value = shop
+        .get(&format!("/orders/{paid}"), &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(kept["status"], "paid", "a paid order is not touched");
+    shop.eventually(
+        &shop.orders_db,
+        "outbox WHERE event_type = 'order.status_changed'",
+        2,
+    )
+    .await;
+    for _ in 0..50 {
+        if shop.stock(&products[0]).await == 8 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        shop.stock(&products[0]).await,
+        8,
+        "the unpaid order's 3 units are back"
+    );
+}
