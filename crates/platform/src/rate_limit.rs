@@ -2,6 +2,13 @@
 //! Redis cannot be reached, each process counts on its own instead: a limit
 //! then holds per replica rather than across them, and nobody is refused
 //! service because the counters' store is away.
+//!
+//! Large budgets (the gateway's reads, say) are not counted one request at a
+//! time: a process claims a small block of the shared count at once (never
+//! more than the window has left) and admits that many before it asks Redis
+//! again. A limit is never exceeded that way; at worst a client is refused a
+//! few attempts early while another replica still holds unused credit.
+//! Small budgets (failed logins, registrations) are counted one by one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,17 +27,32 @@ pub struct Limit {
     pub window_secs: u64,
 }
 
-/// Counts one attempt and opens the window on the first: one command for
-/// Redis (the gateway runs it on every request), atomic as a script is.
-static COUNT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+/// Claims a block of ARGV[2] attempts in the window of KEYS[1] (opening it
+/// for ARGV[1] seconds) under a limit of ARGV[3]: returns how many of the
+/// block the limit still allowed, the window's seconds left and the count.
+/// One command for Redis, atomic as a script is.
+static CLAIM: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
-        local count = redis.call('INCR', KEYS[1])
-        if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-        return {count, redis.call('TTL', KEYS[1])}
+        local block = tonumber(ARGV[2])
+        local count = redis.call('INCRBY', KEYS[1], block)
+        if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+        local granted = math.max(0, math.min(block, tonumber(ARGV[3]) - (count - block)))
+        return {granted, redis.call('TTL', KEYS[1]), count}
         ",
     )
 });
+
+/// Attempts claimed from the shared count and not yet used by this process.
+struct Credit {
+    left: u64,
+    window_ends: Instant,
+}
+
+/// How many attempts of `limit` one claim takes: one for small budgets.
+fn block_of(limit: Limit) -> u64 {
+    (limit.max / 100).clamp(1, 16)
+}
 
 /// What an allowed attempt leaves, for `RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +71,7 @@ pub struct RateLimiter {
     redis: ConnectionManager,
     prefix: Arc<str>,
     local: Arc<Mutex<LocalCounts>>,
+    credits: Arc<Mutex<HashMap<String, Credit>>>,
 }
 
 /// The fallback: this process's own fixed windows.
@@ -101,6 +124,7 @@ impl RateLimiter {
             redis,
             prefix: prefix.into(),
             local: Arc::default(),
+            credits: Arc::default(),
         }
     }
 
@@ -115,24 +139,68 @@ impl RateLimiter {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn credits(&self) -> std::sync::MutexGuard<'_, HashMap<String, Credit>> {
+        self.credits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One attempt from this process's unused credit on `key`, if it has some.
+    fn spend_credit(&self, key: &str, limit: Limit) -> Option<Allowance> {
+        let now = Instant::now();
+        let mut credits = self.credits();
+        let credit = credits
+            .get_mut(key)
+            .filter(|c| c.window_ends > now && c.left > 0)?;
+        credit.left -= 1;
+        Some(Allowance {
+            limit: limit.max,
+            remaining: credit.left,
+            reset_secs: credit.window_ends.duration_since(now).as_secs().max(1),
+        })
+    }
+
+    fn keep_credit(&self, key: &str, left: u64, window: Duration) {
+        let now = Instant::now();
+        let mut credits = self.credits();
+        if credits.len() >= LOCAL_SWEEP_AT {
+            credits.retain(|_, credit| credit.window_ends > now);
+        }
+        credits.insert(
+            key.to_owned(),
+            Credit {
+                left,
+                window_ends: now + window,
+            },
+        );
+    }
+
     /// Counts one attempt on `key` first and then decides, in one atomic
     /// step: any number of attempts at once meet the limit exactly as they
     /// would one by one. A 429 once this attempt is over `limit`; otherwise
     /// what is left of the window.
     pub async fn attempt(&self, key: &str, limit: Limit) -> Result<Allowance, ApiError> {
+        if let Some(allowance) = self.spend_credit(key, limit) {
+            return Ok(allowance);
+        }
+        let block = block_of(limit);
         let mut conn = self.redis.clone();
-        let counted: Result<(u64, i64), _> = COUNT
+        let claimed: Result<(u64, i64, u64), _> = CLAIM
             .key(self.key(key))
             .arg(limit.window_secs)
+            .arg(block)
+            .arg(limit.max)
             .invoke_async(&mut conn)
             .await;
-        let (count, retry_after) = match counted {
-            Ok((count, ttl)) => (count, ttl.max(1) as u64),
+        let (granted, reset_secs, shared_left) = match claimed {
+            Ok((granted, ttl, count)) => {
+                (granted, ttl.max(1) as u64, limit.max.saturating_sub(count))
+            }
             Err(err) => {
                 tracing::warn!(%err, "rate limiter: Redis unavailable; counting in this process");
                 let mut local = self.local();
                 local.hit(key, Duration::from_secs(limit.window_secs));
-                match local.window(key) {
+                let (count, reset_secs) = match local.window(key) {
                     Some((count, closes)) => (
                         count,
                         closes
@@ -141,25 +209,35 @@ impl RateLimiter {
                             .max(1),
                     ),
                     None => (1, 1),
-                }
+                };
+                (
+                    u64::from(count <= limit.max),
+                    reset_secs,
+                    limit.max.saturating_sub(count),
+                )
             }
         };
-        if count > limit.max {
+        if granted == 0 {
             return Err(ApiError::TooManyRequests {
-                retry_after,
+                retry_after: reset_secs,
                 limit: limit.max,
             });
         }
+        let spare = granted - 1;
+        if spare > 0 {
+            self.keep_credit(key, spare, Duration::from_secs(reset_secs));
+        }
         Ok(Allowance {
             limit: limit.max,
-            remaining: limit.max - count,
-            reset_secs: retry_after,
+            remaining: shared_left + spare,
+            reset_secs,
         })
     }
 
     /// Forgets the events of `key` (after a success, say).
     pub async fn reset(&self, key: &str) -> Result<(), ApiError> {
         self.local().windows.remove(key);
+        self.credits().remove(key);
         let mut conn = self.redis.clone();
         let deleted: Result<(), _> = redis::cmd("DEL")
             .arg(self.key(key))
@@ -176,7 +254,20 @@ impl RateLimiter {
 mod tests {
     use std::time::Duration;
 
-    use super::LocalCounts;
+    use super::{Limit, LocalCounts, block_of};
+
+    #[test]
+    fn small_budgets_are_counted_one_by_one_and_large_ones_in_small_blocks() {
+        let per_minute = |max| Limit {
+            max,
+            window_secs: 60,
+        };
+        assert_eq!(block_of(per_minute(5)), 1);
+        assert_eq!(block_of(per_minute(30)), 1);
+        assert_eq!(block_of(per_minute(300)), 3);
+        assert_eq!(block_of(per_minute(1200)), 12);
+        assert_eq!(block_of(per_minute(1_000_000)), 16);
+    }
 
     #[test]
     fn the_local_fallback_counts_within_a_window_and_forgets_after_it() {

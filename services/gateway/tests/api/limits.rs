@@ -162,3 +162,23 @@ async fn with_every_budget_off_nothing_is_counted() {
         assert!(response.headers().get("ratelimit-limit").is_none());
     }
 }
+
+#[tokio::test]
+async fn two_replicas_claiming_large_budgets_in_blocks_never_exceed_them() {
+    let shared = format!("replicas-{}", Uuid::now_v7().simple());
+    let configure = |edge: &mut gateway::Edge| {
+        edge.limits.reads = 300;
+        edge.key_prefix = shared.clone();
+    };
+    let first = TestGateway::spawn_with(configure).await;
+    let second = TestGateway::spawn_with(configure).await;
+    let mut admitted = 0;
+    for n in 0..400 {
+        let replica = if n % 3 == 0 { &first } else { &second };
+        if get_orders(replica, None, None).await.status() == 200 {
+            admitted += 1;
+        }
+    }
+    assert!(admitted <= 300, "{admitted} admitted against a budget of 300");
+    assert!(admitted >= 296, "{admitted}: unused credit costs a few at most");
+}
