@@ -99,6 +99,10 @@ impl Edge {
             counts,
             limits,
             verifier: Arc::new(Verifier::new(self.auth.clone())),
+            subjects: moka::future::Cache::builder()
+                .max_capacity(SUBJECTS_KEPT)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
             proxies: self.proxies.clone(),
         })
     }
@@ -117,11 +121,17 @@ pub struct Limiter {
     pub limits: RateLimits,
     /// Token checks, to key a request by its subject.
     pub verifier: Arc<Verifier>,
+    /// Subjects of tokens verified lately: a signature check per request
+    /// would cost the edge more than the counting does.
+    pub subjects: moka::future::Cache<String, uuid::Uuid>,
     /// Whose `X-Forwarded-For` is believed.
     pub proxies: TrustedProxies,
 }
 
 const MINUTE: u64 = 60;
+
+/// Verified tokens whose subjects are kept.
+const SUBJECTS_KEPT: u64 = 10_000;
 
 /// Resolves the client, counts the request against its budgets, and answers
 /// 429 once one is spent; every answer carries the budget's `RateLimit-*`.
@@ -154,7 +164,7 @@ pub async fn limit(State(limiter): State<Limiter>, mut req: Request, next: Next)
         ("writes", limiter.limits.writes)
     };
     let token = bearer(&req).map(str::to_owned);
-    let who = match subject(&limiter.verifier, token.as_deref()).await {
+    let who = match subject(&limiter, token).await {
         Some(subject) => format!("sub:{subject}"),
         None => format!("ip:{client}"),
     };
@@ -194,9 +204,16 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// The subject of a valid bearer token; `None` without one (or with a bad one:
-/// the service behind answers that request 401 anyway).
-async fn subject(verifier: &Verifier, token: Option<&str>) -> Option<uuid::Uuid> {
-    verifier.verify(token?).await.ok().map(|claims| claims.sub)
+/// the service behind answers that request 401 anyway). Only what verified
+/// is remembered, so a forged token never names a subject.
+async fn subject(limiter: &Limiter, token: Option<String>) -> Option<uuid::Uuid> {
+    let token = token?;
+    if let Some(subject) = limiter.subjects.get(&token).await {
+        return Some(subject);
+    }
+    let subject = limiter.verifier.verify(&token).await.ok()?.sub;
+    limiter.subjects.insert(token, subject).await;
+    Some(subject)
 }
 
 fn announce(response: &mut Response, left: Allowance) {

@@ -179,6 +179,12 @@ async fn two_replicas_claiming_large_budgets_in_blocks_never_exceed_them() {
             admitted += 1;
         }
     }
-    assert!(admitted <= 300, "{admitted} admitted against a budget of 300");
-    assert!(admitted >= 296, "{admitted}: unused credit costs a few at most");
+    assert!(
+        admitted <= 300,
+        "{admitted} admitted against a budget of 300"
+    );
+    assert!(
+        admitted >= 296,
+        "{admitted}: unused credit costs a few at most"
+    );
 }
