@@ -219,16 +219,21 @@ async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
 /// broker holding the backlog of every earlier run answers slower, and the
 /// figures would drift down from run to run.
 async fn reset_queues() -> anyhow::Result<()> {
+    delete_queues(BROKER_NAMESPACE, QUEUES).await
+}
+
+/// Deletes `queues` under `namespace` on the machine's RabbitMQ (missing ones are fine).
+pub async fn delete_queues(namespace: &str, queues: &[&str]) -> anyhow::Result<()> {
     let connection = lapin::Connection::connect(
         "amqp://guest:guest@127.0.0.1:5672/%2f",
         lapin::ConnectionProperties::default(),
     )
     .await
     .context("connecting to RabbitMQ")?;
-    for queue in QUEUES {
+    for queue in queues {
         // A channel per queue: deleting a queue that is missing closes it.
         let channel = connection.create_channel().await?;
-        let name = format!("{BROKER_NAMESPACE}{queue}");
+        let name = format!("{namespace}{queue}");
         channel
             .queue_delete(
                 name.as_str().into(),

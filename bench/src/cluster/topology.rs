@@ -86,7 +86,7 @@ impl Cluster {
         std::fs::remove_dir_all(&mail).ok();
         std::fs::create_dir_all(&mail)?;
         reset_databases().await?;
-        reset_queues().await?;
+        crate::server::delete_queues(NAMESPACE, QUEUES).await?;
         let env = environment(&mail);
         run_once(shop, &env, &["migrate"]).await?;
         run_once(
@@ -404,28 +404,5 @@ async fn reset_databases() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(status.success(), "cannot drop {}", database(service));
     }
-    Ok(())
-}
-
-async fn reset_queues() -> anyhow::Result<()> {
-    let connection = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .context("connecting to RabbitMQ")?;
-    for queue in QUEUES {
-        // A channel per queue: deleting a queue that is missing closes it.
-        let channel = connection.create_channel().await?;
-        let name = format!("{NAMESPACE}{queue}");
-        channel
-            .queue_delete(
-                name.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await
-            .ok();
-    }
-    connection.close(0, "".into()).await.ok();
     Ok(())
 }

@@ -399,38 +399,32 @@ impl Traffic {
 
     async fn login(&self, session: &Session) -> Option<Session> {
         let body = json!({"username": session.username, "password": session.password});
-        let answer = self
-            .send(Call {
-                method: &Method::POST,
-                path: "/auth/login",
-                token: None,
-                body: Some(&body),
-                idempotency_key: None,
-                retry: true,
-                expected: &[200],
-            })
-            .await?;
-        (answer.status == 200).then_some(())?;
-        Session::from(
-            &answer.body,
-            session.username.clone(),
-            session.password.clone(),
-            session.user_id,
-        )
+        self.renew(session, "/auth/login", &body, true).await
     }
 
     /// A refresh spends its token: retrying it would look like a stolen token
     /// being reused, so a failed refresh is followed by a login instead.
     async fn refresh(&self, session: &Session) -> Option<Session> {
         let body = json!({"refresh_token": session.refresh});
+        self.renew(session, "/auth/refresh", &body, false).await
+    }
+
+    /// A fresh token pair for `session` from `path`.
+    async fn renew(
+        &self,
+        session: &Session,
+        path: &str,
+        body: &Value,
+        retry: bool,
+    ) -> Option<Session> {
         let answer = self
             .send(Call {
                 method: &Method::POST,
-                path: "/auth/refresh",
+                path,
                 token: None,
-                body: Some(&body),
+                body: Some(body),
                 idempotency_key: None,
-                retry: false,
+                retry,
                 expected: &[200],
             })
             .await?;
