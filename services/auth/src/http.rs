@@ -296,9 +296,17 @@ pub async fn refresh(
         || ApiError::Unauthorized("the refresh token is unknown, expired or spent".into());
     let token_id: Uuid = body.refresh_token.trim().parse().map_err(|_| refused())?;
     // The role is read before the row is locked: no remote call under a lock.
-    let owner = store::refresh_token_owner(&state.db, token_id)
+    let (owner, issued_at) = store::refresh_token_owner(&state.db, token_id)
         .await?
         .ok_or_else(refused)?;
+    // Every revocation of the user (a role change in the users service too,
+    // which cannot delete auth's rows) ends the refresh tokens issued before it.
+    if let Ok(Some(revoked_ms)) = revocation::user_revoked_at(&state.redis, owner).await
+        && issued_at.timestamp_millis() <= revoked_ms
+    {
+        store::delete_family(&state.db, token_id, owner).await?;
+        return Err(refused());
+    }
     let profile = state.users.profile(owner).await?.ok_or_else(refused)?;
     match store::rotate_refresh_token(&state.db, token_id, state.policy.refresh_ttl).await? {
         Rotation::Rotated {

@@ -1,6 +1,6 @@
 //! Every SQL statement of the auth service.
 
-use chrono::{Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -208,15 +208,15 @@ pub async fn rotate_refresh_token(
     })
 }
 
-/// The owner of a refresh token that is still usable.
+/// The owner of a refresh token that is still usable, and when it was issued.
 pub async fn refresh_token_owner(
     db: &DatabaseConnection,
     token_id: Uuid,
-) -> Result<Option<Uuid>, DbErr> {
+) -> Result<Option<(Uuid, DateTime<Utc>)>, DbErr> {
     let row = refresh_token::Entity::find_by_id(token_id).one(db).await?;
     Ok(row
         .filter(|row| row.expires_at > Utc::now())
-        .map(|row| row.user_id))
+        .map(|row| (row.user_id, row.created_at)))
 }
 
 /// Deletes the family of `token_id` if it belongs to `user_id` (a logout).

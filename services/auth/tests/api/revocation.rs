@@ -270,3 +270,29 @@ async fn a_login_racing_a_password_change_never_outlives_it() {
         assert_eq!(refreshed.status(), 401, "round {round}");
     }
 }
+
+#[tokio::test]
+async fn a_role_change_ends_the_users_refresh_tokens_like_logout_all() {
+    let app = TestAuth::spawn().await;
+    let admin = app.admin_token().await;
+    let registered = app.register(&unique("promoted"), "password-1").await;
+    let id = registered["user"]["user_id"].as_str().expect("id");
+
+    let changed = app
+        .http
+        .patch(format!("{}/users/{id}", app.users_base))
+        .bearer_auth(&admin)
+        .json(&json!({"role": "support"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(changed.status(), 200);
+
+    let refreshed = app
+        .post(
+            "/auth/refresh",
+            &json!({"refresh_token": registered["refresh_token"]}),
+        )
+        .await;
+    assert_problem(refreshed, 401).await;
+}
