@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use platform::auth::{AuthUser, Role};
+use platform::auth::{Admin, AuthUser, Role};
 use platform::extract::{BulkJson, Json};
 use platform::rate_limit::Limit;
 use platform::revocation;
@@ -483,10 +483,9 @@ pub async fn me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Js
 )]
 pub async fn create_credentials(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Admin,
     BulkJson(items): BulkJson<NewCredential>,
 ) -> ApiResult<(StatusCode, Json<Vec<Credential>>)> {
-    caller.require(&[Role::Admin])?;
     let mut errors = Vec::new();
     let mut parsed = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {

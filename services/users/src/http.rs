@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use platform::auth::{AuthUser, Role};
+use platform::auth::{Admin, AuthUser, Role, Staff};
 use platform::bulk::{Batch, parse_ids};
 use platform::extract::{BulkJson, Json, Path, Query};
 use platform::pagination::{Direction, Page, PageRequest};
@@ -216,10 +216,9 @@ const DEFAULT_SORT: &[(UserSort, Direction)] = &[(UserSort::CreatedAt, Direction
 )]
 pub async fn create_users(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Admin,
     BulkJson(items): BulkJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<Vec<User>>)> {
-    caller.require(&[Role::Admin])?;
     let mut profiles = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
@@ -281,10 +280,9 @@ pub(crate) fn duplicate_emails(profiles: &[NewProfile]) -> Vec<FieldError> {
 )]
 pub async fn list_users(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Staff,
     Query(query): Query<UserQuery>,
 ) -> ApiResult<Response> {
-    caller.require(&[Role::Admin, Role::Support])?;
     if let Some(ids) = &query.ids {
         if query.has_list_parameters() {
             return Err(ApiError::BadRequest(
@@ -393,10 +391,9 @@ pub async fn update_user(
 )]
 pub async fn delete_user(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    caller.require(&[Role::Admin])?;
     store::delete(&state.db, &state.outbox, &[id]).await?;
     state.revoke_tokens(&[id]).await;
     Ok(StatusCode::NO_CONTENT)
@@ -418,10 +415,9 @@ pub async fn delete_user(
 )]
 pub async fn delete_users(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Admin,
     Query(query): Query<UserQuery>,
 ) -> ApiResult<StatusCode> {
-    caller.require(&[Role::Admin])?;
     if query.has_list_parameters() {
         return Err(ApiError::BadRequest(
             "`DELETE /users` takes only `ids`".into(),

@@ -207,3 +207,33 @@ async fn bad_queries_and_bodies_are_4xx() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_customer_is_refused_403_whatever_the_body_or_path() {
+    let app = TestApp::spawn().await;
+    let customer = app.issuer.token(Uuid::now_v7(), Role::Customer);
+    let malformed = app
+        .http
+        .post(app.url("/products"))
+        .bearer_auth(&customer)
+        .header("content-type", "application/json")
+        .body("{ not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(malformed, 403).await;
+    assert_problem(
+        app.post("/products", &customer, &json!([{"price_cents": "free"}]))
+            .await,
+        403,
+    )
+    .await;
+    let bad_path = app
+        .http
+        .delete(app.url("/products/not-a-uuid"))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(bad_path, 403).await;
+}
