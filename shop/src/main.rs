@@ -20,6 +20,7 @@ Per-service settings (environment only; <SERVICE> is GATEWAY, AUTH, USERS, PRODU
                                products 8083, orders 8084, notifications 8085)
   SHOP_<SERVICE>_DATABASE_URL  the service's own database (default: SHOP_DATABASE_URL/shop_<service>)
   SHOP_<SERVICE>_URL           where the gateway and other services reach it (default: http://SHOP_HOST:port)
+  SHOP_GATEWAY_OPS_PORT        the gateway's operator port: /metrics, /healthz, /readyz (default 9080; 0: none)
   RUST_LOG                     log filter, such as `info` or `users=debug` (default: info)
 
 Swagger UI for the whole API is at http://127.0.0.1:8080/docs once `shop serve` runs.";
