@@ -291,7 +291,6 @@ pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<Refresh>,
 ) -> ApiResult<Json<Tokens>> {
-    let started_ms = chrono::Utc::now().timestamp_millis();
     let refused =
         || ApiError::Unauthorized("the refresh token is unknown, expired or spent".into());
     let token_id: Uuid = body.refresh_token.trim().parse().map_err(|_| refused())?;
@@ -299,14 +298,6 @@ pub async fn refresh(
     let (owner, issued_at) = store::refresh_token_owner(&state.db, token_id)
         .await?
         .ok_or_else(refused)?;
-    // Every revocation of the user (a role change in the users service too,
-    // which cannot delete auth's rows) ends the refresh tokens issued before it.
-    if let Ok(Some(revoked_ms)) = revocation::user_revoked_at(&state.redis, owner).await
-        && issued_at.timestamp_millis() <= revoked_ms
-    {
-        store::delete_family(&state.db, token_id, owner).await?;
-        return Err(refused());
-    }
     let profile = state.users.profile(owner).await?.ok_or_else(refused)?;
     match store::rotate_refresh_token(&state.db, token_id, state.policy.refresh_ttl).await? {
         Rotation::Rotated {
@@ -315,8 +306,12 @@ pub async fn refresh(
             family_id,
         } => {
             let issued = tokens::pair(&state, user_id, profile.role, token_id, family_id)?;
+            // Since the presented token was issued: every revocation of the
+            // user after that (a role change in the users service too, which
+            // cannot delete auth's rows) ends this session.
+            let since_ms = issued_at.timestamp_millis();
             Ok(Json(
-                tokens::unless_revoked_since(&state, user_id, started_ms, issued).await?,
+                tokens::unless_revoked_since(&state, user_id, since_ms, issued).await?,
             ))
         }
         Rotation::Reused { user_id, family_id } => {

@@ -84,19 +84,20 @@ pub fn pair(
 }
 
 /// Hands `tokens` out unless the user's sessions were revoked (a password
-/// change, logout-all, a role change, a deletion) after `started_ms`, when
-/// the login or refresh that made them began: what it read (the password,
-/// the role) may be stale, so the session it opened is closed again. A
-/// revocation after this check covers these tokens itself: it is later than
-/// their issue, and the refresh tokens it deletes include this one.
+/// change, logout-all, a role change, a deletion) at or after `since_ms`:
+/// when the login that made them began, or when the refresh token a refresh
+/// spent was issued. What it relied on (the password, the role, the old
+/// session) may be stale then, so the session is closed again. A revocation
+/// after this check covers these tokens itself: it is later than their
+/// issue, and the refresh tokens it deletes include this one.
 pub async fn unless_revoked_since(
     state: &AppState,
     user_id: Uuid,
-    started_ms: i64,
+    since_ms: i64,
     tokens: Tokens,
 ) -> Result<Tokens, ApiError> {
     match platform::revocation::user_revoked_at(&state.redis, user_id).await {
-        Ok(Some(at_ms)) if at_ms >= started_ms => {
+        Ok(Some(at_ms)) if at_ms >= since_ms => {
             store::delete_family(&state.db, tokens.refresh_token, user_id).await?;
             Err(ApiError::Unauthorized(
                 "this account's sessions were ended while signing in; sign in again".into(),
