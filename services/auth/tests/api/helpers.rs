@@ -155,6 +155,12 @@ impl TestAuth {
             .expect("sent")
     }
 
+    /// `POST /auth/refresh` with `token` (a JSON value, so tests can send nonsense).
+    pub async fn refresh(&self, token: &Value) -> reqwest::Response {
+        self.post("/auth/refresh", &json!({"refresh_token": token}))
+            .await
+    }
+
     pub async fn me(&self, token: &str) -> reqwest::Response {
         self.http
             .get(self.url("/auth/me"))

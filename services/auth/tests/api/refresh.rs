@@ -4,18 +4,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestAuth, assert_problem, unique};
 
-async fn refresh(app: &TestAuth, token: &Value) -> reqwest::Response {
-    app.post("/auth/refresh", &json!({"refresh_token": token}))
-        .await
-}
-
 #[tokio::test]
 async fn refreshing_answers_a_new_pair_and_spends_the_old_token() {
     let app = TestAuth::spawn().await;
     let registered = app.register(&unique("rot"), "password-1").await;
     let first = registered["refresh_token"].clone();
 
-    let response = refresh(&app, &first).await;
+    let response = app.refresh(&first).await;
     assert_eq!(response.status(), 200);
     let pair: Value = response.json().await.expect("json");
     assert_ne!(pair["refresh_token"], first);
@@ -26,7 +21,7 @@ async fn refreshing_answers_a_new_pair_and_spends_the_old_token() {
         200
     );
 
-    let second = refresh(&app, &pair["refresh_token"]).await;
+    let second = app.refresh(&pair["refresh_token"]).await;
     assert_eq!(second.status(), 200, "the new one works once");
 }
 
@@ -35,10 +30,10 @@ async fn a_spent_token_presented_again_revokes_its_whole_family() {
     let app = TestAuth::spawn().await;
     let registered = app.register(&unique("reuse"), "password-1").await;
     let stolen = registered["refresh_token"].clone();
-    let rotated: Value = refresh(&app, &stolen).await.json().await.expect("json");
+    let rotated: Value = app.refresh(&stolen).await.json().await.expect("json");
 
-    assert_problem(refresh(&app, &stolen).await, 401).await;
-    assert_problem(refresh(&app, &rotated["refresh_token"]).await, 401).await;
+    assert_problem(app.refresh(&stolen).await, 401).await;
+    assert_problem(app.refresh(&rotated["refresh_token"]).await, 401).await;
     assert_eq!(app.count(&app.auth_db, "refresh_tokens").await, 0);
 }
 
@@ -54,11 +49,11 @@ async fn a_reuse_revokes_the_access_tokens_of_the_session_but_not_of_other_login
         .await
         .expect("json");
     let stolen = registered["refresh_token"].clone();
-    let rotated: Value = refresh(&app, &stolen).await.json().await.expect("json");
+    let rotated: Value = app.refresh(&stolen).await.json().await.expect("json");
     let access = |pair: &Value| pair["access_token"].as_str().expect("token").to_owned();
     assert_eq!(app.me(&access(&rotated)).await.status(), 200);
 
-    assert_problem(refresh(&app, &stolen).await, 401).await;
+    assert_problem(app.refresh(&stolen).await, 401).await;
 
     assert_eq!(app.me(&access(&rotated)).await.status(), 401);
     assert_eq!(app.me(&access(&registered)).await.status(), 401);
@@ -80,9 +75,9 @@ async fn other_logins_survive_a_reuse_in_one_family() {
         .json()
         .await
         .expect("json");
-    refresh(&app, &registered["refresh_token"]).await;
-    refresh(&app, &registered["refresh_token"]).await;
-    assert_eq!(refresh(&app, &other["refresh_token"]).await.status(), 200);
+    app.refresh(&registered["refresh_token"]).await;
+    app.refresh(&registered["refresh_token"]).await;
+    assert_eq!(app.refresh(&other["refresh_token"]).await.status(), 200);
 }
 
 #[tokio::test]
@@ -90,13 +85,13 @@ async fn an_expired_refresh_token_is_refused() {
     let app = TestAuth::spawn_with(|settings| settings.auth.refresh_ttl_secs = 1).await;
     let registered = app.register(&unique("late"), "password-1").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_problem(refresh(&app, &registered["refresh_token"]).await, 401).await;
+    assert_problem(app.refresh(&registered["refresh_token"]).await, 401).await;
 }
 
 #[tokio::test]
 async fn unknown_and_malformed_refresh_tokens_are_401() {
     let app = TestAuth::spawn().await;
-    assert_problem(refresh(&app, &json!(uuid::Uuid::new_v4())).await, 401).await;
-    assert_problem(refresh(&app, &json!("not-a-token")).await, 401).await;
+    assert_problem(app.refresh(&json!(uuid::Uuid::new_v4())).await, 401).await;
+    assert_problem(app.refresh(&json!("not-a-token")).await, 401).await;
     assert_problem(app.post("/auth/refresh", &json!({})).await, 422).await;
 }

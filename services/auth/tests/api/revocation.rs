@@ -44,12 +44,7 @@ async fn logout_stops_the_access_token_in_another_service_within_a_second() {
     })
     .await;
     assert_problem(app.me(&token).await, 401).await;
-    let refreshed = app
-        .post(
-            "/auth/refresh",
-            &json!({"refresh_token": registered["refresh_token"]}),
-        )
-        .await;
+    let refreshed = app.refresh(&registered["refresh_token"]).await;
     assert_problem(refreshed, 401).await;
 }
 
@@ -67,12 +62,7 @@ async fn logout_without_a_body_revokes_the_access_token_only() {
         .expect("sent");
     assert_eq!(response.status(), 204);
     assert_problem(app.me(token).await, 401).await;
-    let refreshed = app
-        .post(
-            "/auth/refresh",
-            &json!({"refresh_token": registered["refresh_token"]}),
-        )
-        .await;
+    let refreshed = app.refresh(&registered["refresh_token"]).await;
     assert_eq!(refreshed.status(), 200, "the refresh token was not named");
 }
 
@@ -102,12 +92,7 @@ async fn logout_all_stops_every_token_of_the_user() {
     .await;
     assert_problem(app.me(&second_token).await, 401).await;
     for refresh in [&first["refresh_token"], &second["refresh_token"]] {
-        assert_problem(
-            app.post("/auth/refresh", &json!({"refresh_token": refresh}))
-                .await,
-            401,
-        )
-        .await;
+        assert_problem(app.refresh(refresh).await, 401).await;
     }
     let again = app.login(&username, "password-1").await;
     assert_eq!(again.status(), 200, "logging in again still works");
@@ -159,24 +144,8 @@ async fn changing_the_password_revokes_sessions_and_swaps_the_password() {
         200,
         "the pair answered by the change is the one that works"
     );
-    assert_eq!(
-        app.post(
-            "/auth/refresh",
-            &json!({"refresh_token": fresh["refresh_token"]}),
-        )
-        .await
-        .status(),
-        200
-    );
-    assert_problem(
-        app.post(
-            "/auth/refresh",
-            &json!({"refresh_token": registered["refresh_token"]}),
-        )
-        .await,
-        401,
-    )
-    .await;
+    assert_eq!(app.refresh(&fresh["refresh_token"]).await.status(), 200);
+    assert_problem(app.refresh(&registered["refresh_token"]).await, 401).await;
     assert_problem(app.login(&username, "password-old").await, 401).await;
     assert_eq!(app.login(&username, "password-new").await.status(), 200);
 }
@@ -261,12 +230,7 @@ async fn a_login_racing_a_password_change_never_outlives_it() {
             401,
         )
         .await;
-        let refreshed = app
-            .post(
-                "/auth/refresh",
-                &json!({"refresh_token": pair["refresh_token"]}),
-            )
-            .await;
+        let refreshed = app.refresh(&pair["refresh_token"]).await;
         assert_eq!(refreshed.status(), 401, "round {round}");
     }
 }
@@ -288,11 +252,6 @@ async fn a_role_change_ends_the_users_refresh_tokens_like_logout_all() {
         .expect("sent");
     assert_eq!(changed.status(), 200);
 
-    let refreshed = app
-        .post(
-            "/auth/refresh",
-            &json!({"refresh_token": registered["refresh_token"]}),
-        )
-        .await;
+    let refreshed = app.refresh(&registered["refresh_token"]).await;
     assert_problem(refreshed, 401).await;
 }
