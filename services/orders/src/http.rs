@@ -385,8 +385,8 @@ async fn place(
     }
     .await;
     if let Err(err) = written {
-        match unwritten(state, &stored, &err).await {
-            Some(true) => {
+        match outcome_of_failed_write(state, &stored, &err).await {
+            WriteOutcome::NotCommitted => {
                 give_back(state, reservation_id).await;
                 return Err(if idempotency::is_claim_lost(&err) {
                     ApiError::conflict(
@@ -396,13 +396,13 @@ async fn place(
                     err.into()
                 });
             }
-            // The write did commit: the answer is the orders after all.
-            Some(false) => {
+            // The answer is the orders after all.
+            WriteOutcome::Committed => {
                 tracing::warn!(%reservation_id, error = %err, "the orders' write failed to answer but committed");
             }
-            // Unknown: keep the hold. Settlement confirms it if the orders
-            // exist; if they do not, it lapses like any unused hold.
-            None => return Err(err.into()),
+            // Keep the hold. Settlement confirms it if the orders exist; if
+            // they do not, it lapses like any unused hold.
+            WriteOutcome::Unknown => return Err(err.into()),
         }
     }
     state.outbox.notify();
@@ -412,22 +412,34 @@ async fn place(
     Ok(orders)
 }
 
-/// Whether a failed write of `stored` certainly left nothing behind:
-/// `Some(true)` when it did not commit, `Some(false)` when it did after all
-/// (the connection broke after the commit was sent), `None` when that cannot
-/// be known now. Stock is given back only on `Some(true)`: giving back the
-/// stock of orders that exist would sell it twice.
-async fn unwritten(state: &AppState, stored: &[Stored], err: &sea_orm::DbErr) -> Option<bool> {
-    if !platform::db::is_unavailable_orm(err) {
-        // The server refused the statement: a statement is atomic.
-        return Some(true);
-    }
+/// What a write of orders that answered with an error left behind.
+enum WriteOutcome {
+    /// Nothing: the server refused the statement, and a statement is atomic.
+    NotCommitted,
+    /// The orders: the connection broke after the commit was sent.
+    Committed,
+    /// Cannot be known now (the database is still away).
+    Unknown,
+}
+
+/// Finds out what a failed write of `stored` left behind. Stock is given
+/// back only when nothing was: giving back the stock of orders that exist
+/// would sell it twice.
+async fn outcome_of_failed_write(
+    state: &AppState,
+    stored: &[Stored],
+    err: &sea_orm::DbErr,
+) -> WriteOutcome {
     let Some(first) = stored.first() else {
-        return Some(true);
+        return WriteOutcome::NotCommitted;
     };
+    if !platform::db::is_unavailable_orm(err) {
+        return WriteOutcome::NotCommitted;
+    }
     match store::find_many(&state.db, &[first.order.order_id]).await {
-        Ok(found) => Some(found.is_empty()),
-        Err(_) => None,
+        Ok(found) if found.is_empty() => WriteOutcome::NotCommitted,
+        Ok(_) => WriteOutcome::Committed,
+        Err(_) => WriteOutcome::Unknown,
     }
 }
 
