@@ -283,11 +283,7 @@ impl CommonArgs {
             redis_url: self.redis_url.clone(),
             amqp_url: self.amqp_url.clone(),
             internal_token,
-            auth: AuthSettings {
-                jwks_url: self.jwks_url.clone(),
-                issuer: self.jwt_issuer.clone(),
-                audience: self.jwt_audience.clone(),
-            },
+            auth: self.auth_settings(),
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             cors_origins: self
                 .cors_origins
@@ -298,6 +294,15 @@ impl CommonArgs {
             broker_namespace: self.broker_namespace.clone(),
             connections: self.connection_limits(),
         })
+    }
+
+    /// How access tokens are checked.
+    pub fn auth_settings(&self) -> AuthSettings {
+        AuthSettings {
+            jwks_url: self.jwks_url.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
     }
 
     /// The limits every listener of this process applies to its clients.

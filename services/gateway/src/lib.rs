@@ -95,11 +95,7 @@ impl Settings {
                 limits,
                 redis_url: args.redis_url.clone(),
                 key_prefix: args.broker_namespace.clone(),
-                auth: platform::settings::AuthSettings {
-                    jwks_url: args.jwks_url.clone(),
-                    issuer: args.jwt_issuer.clone(),
-                    audience: args.jwt_audience.clone(),
-                },
+                auth: args.auth_settings(),
                 proxies: platform::client_address::TrustedProxies::parse(&args.trusted_proxies)?,
             },
         })
