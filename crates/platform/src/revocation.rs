@@ -23,6 +23,11 @@ const USERS_KEY: &str = "{shop}:revoked:users";
 /// How often every process re-reads the whole revocation set from Redis.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
+/// How often the subscription is checked with a PING, and how long the answer
+/// may take before the connection is taken for dead.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a user-wide revocation is kept: longer than any access token lives.
 pub const USER_RETENTION_SECS: i64 = 24 * 3600;
 
@@ -101,6 +106,16 @@ pub async fn load(redis: &ConnectionManager, local: &Revocations) -> redis::Redi
     Ok(())
 }
 
+async fn ping(sink: &mut redis::aio::PubSubSink) -> redis::RedisResult<()> {
+    match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
+        Ok(answer) => answer.map(drop),
+        Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the revocation subscription did not answer a PING",
+        ))),
+    }
+}
+
 /// Keeps `local` current until `shutdown`: subscribes, then reloads (so nothing
 /// published meanwhile is missed), then applies each publication; after a lost
 /// connection it does the same again.
@@ -114,16 +129,18 @@ pub async fn follow(
     loop {
         let session = async {
             let client = redis::Client::open(redis_url.as_str())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
+            let (mut sink, mut messages) = client.get_async_pubsub().await?.split();
+            sink.subscribe(CHANNEL).await?;
             load(&redis, &local).await?;
-            let mut messages = pubsub.on_message();
             let mut prune = tokio::time::interval(Duration::from_secs(60));
             // A subscription can die without a word (a half-open connection
             // after a network fault): reloading every few seconds bounds how
-            // long a missed publication keeps a revoked token alive.
+            // long a missed publication keeps a revoked token alive, and a
+            // PING that goes unanswered ends the session so it is rebuilt.
             let mut reload = tokio::time::interval(RELOAD_EVERY);
             reload.reset();
+            let mut keepalive = tokio::time::interval(PING_EVERY);
+            keepalive.reset();
             loop {
                 tokio::select! {
                     message = messages.next() => {
@@ -137,6 +154,7 @@ pub async fn follow(
                     }
                     _ = prune.tick() => local.prune(chrono::Utc::now().timestamp(), USER_RETENTION_SECS),
                     _ = reload.tick() => load(&redis, &local).await?,
+                    _ = keepalive.tick() => ping(&mut sink).await?,
                     _ = shutdown.cancelled() => break,
                 }
             }

@@ -146,6 +146,7 @@ pub struct TcpProxy {
     pub addr: std::net::SocketAddr,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     connections: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+    freezes: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
 }
 
 impl TcpProxy {
@@ -158,8 +159,12 @@ impl TcpProxy {
         let connections = std::sync::Arc::new(std::sync::Mutex::new(
             tokio_util::sync::CancellationToken::new(),
         ));
+        let freezes = std::sync::Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let upstream = upstream.to_owned();
         let (accepting, current) = (up.clone(), connections.clone());
+        let current_freeze = freezes.clone();
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !accepting.load(Ordering::SeqCst) {
@@ -167,6 +172,10 @@ impl TcpProxy {
                     continue;
                 }
                 let stop = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let freeze = current_freeze
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
@@ -175,6 +184,8 @@ impl TcpProxy {
                     tokio::select! {
                         _ = stop.cancelled() => {}
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        // Both sockets stay open, relaying nothing, until cut.
+                        _ = freeze.cancelled() => stop.cancelled().await,
                     }
                 });
             }
@@ -183,6 +194,7 @@ impl TcpProxy {
             addr,
             up,
             connections,
+            freezes,
         })
     }
 
@@ -190,6 +202,15 @@ impl TcpProxy {
     pub fn cut(&self) {
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
         let mut current = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        current.cancel();
+        *current = tokio_util::sync::CancellationToken::new();
+    }
+
+    /// Stops relaying on every open connection without closing it, like a
+    /// network partition that no reset ever reports; connections made
+    /// afterwards relay normally.
+    pub fn freeze_open_connections(&self) {
+        let mut current = self.freezes.lock().unwrap_or_else(|p| p.into_inner());
         current.cancel();
         *current = tokio_util::sync::CancellationToken::new();
     }
