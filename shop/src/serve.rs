@@ -69,6 +69,7 @@ pub async fn serve(
                 let settings = products::Settings {
                     service: common.service(products::NAME)?,
                     products: own.products.clone(),
+                    orders_url: common.upstream_url(orders::NAME),
                 };
                 tasks.spawn(async move { ("products", products::run(settings, stop).await) });
             }

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::{self, Line, Status};
 use crate::entity::{order, order_item};
+use crate::holds;
 use crate::idempotency::{self, Claim};
 use crate::settlement;
 use crate::store::{self, OrderFilter, OrderSort, Stored};
@@ -370,6 +371,7 @@ async fn place(
         let events: Vec<_> = stored.iter().map(store::created_event).collect();
         writes.extend(Outbox::insert(&events)?);
         writes.extend(settlement::insert(std::slice::from_ref(&confirm)));
+        writes.push(holds::ordered(reservation_id));
         if let Some((key, claim_id)) = claim {
             let body =
                 serde_json::to_value(&orders).map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
@@ -391,6 +393,10 @@ async fn place(
                 return Err(if idempotency::is_claim_lost(&err) {
                     ApiError::conflict(
                         "a retry with this Idempotency-Key took this request over; its answer is the one that counts",
+                    )
+                } else if holds::was_given_up(&err) {
+                    ApiError::ServiceUnavailable(
+                        "the stock held for these orders lapsed before they could be written; nothing was ordered, try again".into(),
                     )
                 } else {
                     err.into()

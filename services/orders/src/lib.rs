@@ -2,11 +2,13 @@
 //! and purchase history.
 //!
 //! Routes live in [`http`], rules in [`domain`], SQL in [`store`], calls to
-//! other services in [`peers`], stock hand-over in [`settlement`].
+//! other services in [`peers`], stock hand-over in [`settlement`], and the
+//! decision on holds that lapsed before their confirmation in [`holds`].
 
 pub mod domain;
 pub mod entity;
 pub mod expiry;
+pub mod holds;
 pub mod http;
 pub mod idempotency;
 pub mod peers;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use platform::auth::Verifier;
+use platform::internal::InternalToken;
 use platform::openapi::BearerAuth;
 use platform::outbox::Outbox;
 use platform::peer::Peer;
@@ -94,6 +97,14 @@ pub struct AppState {
     pub settlements: Arc<Notify>,
     /// How long a claimed `Idempotency-Key` waits for its answer before a retry may take it over.
     pub idempotency_lease: Duration,
+    /// The secret `/internal/*` callers present.
+    pub internal: InternalToken,
+}
+
+impl FromRef<AppState> for InternalToken {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<Verifier> {
@@ -121,7 +132,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(http::get_order, http::update_order))
         .routes(routes!(http::user_orders))
         .split_for_parts();
-    (router.with_state(state), openapi)
+    let internal = Router::new().route(
+        "/internal/reservations/lapsed",
+        axum::routing::post(holds::lapsed),
+    );
+    (router.merge(internal).with_state(state), openapi)
 }
 
 /// Connects, migrates and serves until `shutdown`.
@@ -151,11 +166,12 @@ pub async fn run_on(
         users: Users::new(Peer::new(
             "users",
             &settings.users_url,
-            token,
+            token.clone(),
             Duration::from_secs(10),
         )),
         settlements: Arc::default(),
         idempotency_lease: Duration::from_secs(settings.orders.idempotency_lease_secs),
+        internal: InternalToken(token),
     };
     let retrier = tokio::spawn(settlement::retry(
         state.db.clone(),
@@ -165,7 +181,7 @@ pub async fn run_on(
     ));
     let purge_db = state.db.clone();
     let purge = tokio::spawn(platform::jobs::every(
-        "purge-idempotency-keys",
+        "purge-idempotency-keys-and-hold-decisions",
         Duration::from_secs(3600),
         shutdown.clone(),
         move || {
@@ -173,6 +189,8 @@ pub async fn run_on(
             async move {
                 let purged = idempotency::purge(&db).await?;
                 tracing::debug!(purged, "forgot old idempotency keys");
+                let purged = holds::purge(&db).await?;
+                tracing::debug!(purged, "forgot old decisions on lapsed holds");
                 Ok(())
             }
         },

@@ -212,6 +212,8 @@ async fn retry_once(
                     .filter(settlement::Column::SettlementId.is_in(done))
                     .exec(&txn)
                     .await?;
+                // Confirmed holds never lapse: nobody will ask about them again.
+                txn.execute(crate::holds::forget(&ids)).await?;
                 settled += confirms.len();
             }
             Err(err) => {
@@ -229,21 +231,7 @@ async fn retry_once(
                     .await?;
                 settled += 1;
             }
-            Err(err) => {
-                let backoff = (1i64 << row.attempts.clamp(0, 8)).min(300);
-                txn.execute(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "UPDATE stock_settlements SET attempts = attempts + 1, last_error = $2,
-                            next_attempt_at = now() + make_interval(secs => $3)
-                      WHERE settlement_id = $1",
-                    [
-                        row.settlement_id.into(),
-                        err.to_string().into(),
-                        (backoff as f64).into(),
-                    ],
-                ))
-                .await?;
-            }
+            Err(err) => defer(&txn, row, &err.to_string()).await?,
         }
     }
     txn.commit().await?;

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod entity;
 pub mod http;
 pub mod internal;
+pub mod lapsed;
 pub mod search;
 pub mod seed;
 pub mod stock;
@@ -88,6 +89,9 @@ pub struct Settings {
     pub service: ServiceSettings,
     /// Products' own.
     pub products: ProductsArgs,
+    /// The orders service (a comma list for several replicas), asked about
+    /// holds that lapsed before their confirmation arrived.
+    pub orders_url: String,
 }
 
 /// What the handlers share.
@@ -109,6 +113,8 @@ pub struct AppState {
     pub internal: InternalToken,
     /// How long a reservation is held.
     pub hold_for: chrono::Duration,
+    /// Asked what becomes of lapsed holds.
+    pub orders: lapsed::Orders,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {
@@ -159,7 +165,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     (router.merge(internal).with_state(state), openapi)
 }
 
-/// Connects, migrates and serves until `shutdown`, releasing lapsed reservations meanwhile.
+/// Connects, migrates and serves until `shutdown`, settling lapsed reservations meanwhile.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = platform::http::bind("products", settings.service.listen).await?;
     run_on(listener, settings, shutdown).await
@@ -192,6 +198,7 @@ pub async fn run_on(
         ),
         internal: InternalToken(infra.settings.internal_token.clone()),
         hold_for: chrono::Duration::seconds(settings.products.reservation_ttl_secs.max(1) as i64),
+        orders: lapsed::Orders::new(&settings.orders_url, infra.settings.internal_token.clone()),
     };
     let sweeper_state = state.clone();
     let sweeper = tokio::spawn(platform::jobs::every(
@@ -200,12 +207,7 @@ pub async fn run_on(
         shutdown.clone(),
         move || {
             let state = sweeper_state.clone();
-            async move {
-                if let Some(moved) = stock::release_expired(&state.db, &state.outbox).await? {
-                    internal::refresh_caches(&state, &moved).await;
-                }
-                Ok(())
-            }
+            async move { lapsed::sweep(&state).await }
         },
     ));
     let (api, openapi) = router(state);

@@ -1,6 +1,7 @@
 //! Stock reservations: hold units for an order atomically, confirm them when
 //! the order is written, release them when it is not (or is cancelled), and
-//! release holds nobody confirmed in time.
+//! settle holds nobody confirmed in time the way the orders service decides
+//! (see [`crate::lapsed`]).
 //!
 //! Product rows are always locked in product-id order, so concurrent
 //! reservations cannot deadlock, and nothing slow happens while they are held.
@@ -569,40 +570,82 @@ async fn release_locked(
     Ok(moved)
 }
 
-/// Advisory lock key held while releasing lapsed holds.
+/// Advisory lock key held while settling lapsed holds.
 pub const EXPIRY_LOCK: i64 = 0x5348_4f50_5245_5345; // "SHOPRESE"
 
-/// Releases held reservations past their time, on one replica at a time;
-/// `None` when another replica is at it.
-pub async fn release_expired(
+/// Most lapsed holds settled in one pass.
+pub const LAPSED_BATCH: u64 = 200;
+
+/// Held reservations past their time, oldest first.
+pub async fn lapsed(db: &DatabaseConnection) -> Result<Vec<Uuid>, DbErr> {
+    reservation::Entity::find()
+        .select_only()
+        .column(reservation::Column::ReservationId)
+        .filter(reservation::Column::Status.eq("held"))
+        .filter(reservation::Column::ExpiresAt.lte(Utc::now()))
+        .order_by_asc(reservation::Column::ExpiresAt)
+        .limit(LAPSED_BATCH)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Settles lapsed holds as the orders service decided, on one replica at a
+/// time: `confirm` ones are used by orders and stay, `release` ones go back
+/// to stock. `None` when another replica is at it.
+pub async fn settle_lapsed(
     db: &DatabaseConnection,
     outbox: &Outbox,
+    confirm: &[Uuid],
+    release: &[Uuid],
 ) -> Result<Option<Moved>, DbErr> {
-    let released = platform::jobs::run_exclusive(db, EXPIRY_LOCK, |txn| async move {
-        let lapsed: Vec<Uuid> = reservation::Entity::find()
+    let (confirm, release) = (confirm.to_vec(), release.to_vec());
+    let settled = platform::jobs::run_exclusive(db, EXPIRY_LOCK, |txn| async move {
+        if !confirm.is_empty() {
+            txn.execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE reservations SET status = 'confirmed', updated_at = now()
+                  WHERE reservation_id = ANY($1) AND status = 'held'",
+                [confirm.clone().into()],
+            ))
+            .await?;
+        }
+        // Still held: one released meanwhile (by its order's failure) is done.
+        let still_held: Vec<Uuid> = reservation::Entity::find()
             .select_only()
             .column(reservation::Column::ReservationId)
+            .filter(reservation::Column::ReservationId.is_in(release.clone()))
             .filter(reservation::Column::Status.eq("held"))
-            .filter(reservation::Column::ExpiresAt.lte(Utc::now()))
-            .order_by_asc(reservation::Column::ExpiresAt)
-            .limit(200)
+            .order_by_asc(reservation::Column::ReservationId)
             .lock_exclusive()
             .into_tuple()
             .all(&txn)
             .await?;
         let mut moved = Moved::default();
-        for id in &lapsed {
+        for id in &still_held {
             moved.merge(release_locked(&txn, outbox, *id).await?);
         }
-        if !lapsed.is_empty() {
-            tracing::info!(count = lapsed.len(), "released lapsed stock reservations");
-            metrics::counter!("products_reservations_expired_total").increment(lapsed.len() as u64);
+        if !confirm.is_empty() {
+            tracing::warn!(
+                count = confirm.len(),
+                "confirmed lapsed holds that orders use (their confirmations had not arrived)"
+            );
+            metrics::counter!("products_reservations_confirmed_late_total")
+                .increment(confirm.len() as u64);
+        }
+        if !still_held.is_empty() {
+            tracing::info!(
+                count = still_held.len(),
+                "released lapsed stock reservations"
+            );
+            metrics::counter!("products_reservations_expired_total")
+                .increment(still_held.len() as u64);
         }
         Ok((moved, txn))
     })
     .await?;
-    if released.as_ref().is_some_and(|m| !m.products.is_empty()) {
+    if settled.as_ref().is_some_and(|m| !m.products.is_empty()) {
         outbox.notify();
     }
-    Ok(released)
+    Ok(settled)
 }

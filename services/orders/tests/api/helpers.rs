@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use platform::auth::{Role, TestIssuer};
 use platform::settings::ServiceSettings;
-use platform::testing::TestDatabase;
+use platform::testing::{TcpProxy, TestDatabase};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -16,12 +16,15 @@ use uuid::Uuid;
 
 const INTERNAL: &str = "orders-tests-internal-token-of-32-bytes-or-more";
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Options {
     pub replicas: usize,
     pub products_down: bool,
     pub broker_down: bool,
     pub orders: orders::OrdersArgs,
+    pub products: products::ProductsArgs,
+    /// Orders reach products through a proxy the test can cut.
+    pub products_via_proxy: bool,
 }
 
 impl Default for Options {
@@ -31,6 +34,8 @@ impl Default for Options {
             products_down: false,
             broker_down: false,
             orders: orders::OrdersArgs::default(),
+            products: products::ProductsArgs::default(),
+            products_via_proxy: false,
         }
     }
 }
@@ -45,6 +50,8 @@ pub struct TestShop {
     pub orders_db: TestDatabase,
     pub products_db: TestDatabase,
     _users_db: TestDatabase,
+    /// The orders services' way to products, with `products_via_proxy`.
+    pub products_link: Option<TcpProxy>,
 }
 
 impl Drop for TestShop {
@@ -103,6 +110,14 @@ impl TestShop {
         tokio::spawn(async move { users::run_on(users_listener, users_settings, stop).await });
         healthy.push(users_base.clone());
 
+        // Products asks orders about lapsed holds, and orders calls products:
+        // every address is bound before either starts.
+        let mut orders_listeners = Vec::new();
+        for _ in 0..options.replicas {
+            orders_listeners.push(listener().await);
+        }
+        let orders_bases: Vec<String> = orders_listeners.iter().map(|(_, b)| b.clone()).collect();
+
         let mut products_bases = Vec::new();
         for _ in 0..options.replicas {
             let (listener, base) = listener().await;
@@ -111,7 +126,8 @@ impl TestShop {
             } else {
                 let settings = products::Settings {
                     service: settings("products", &products_db, &issuer, amqp),
-                    products: products::ProductsArgs::default(),
+                    products: options.products.clone(),
+                    orders_url: orders_bases.join(","),
                 };
                 let stop = shutdown.clone();
                 tokio::spawn(async move { products::run_on(listener, settings, stop).await });
@@ -119,13 +135,21 @@ impl TestShop {
             }
             products_bases.push(base);
         }
+        let products_link = if options.products_via_proxy {
+            let upstream = products_bases[0].trim_start_matches("http://");
+            Some(TcpProxy::start(upstream).await.expect("proxy"))
+        } else {
+            None
+        };
+        let products_url = match &products_link {
+            Some(proxy) => format!("http://{}", proxy.addr),
+            None => products_bases.join(","),
+        };
 
-        let mut orders_bases = Vec::new();
-        for _ in 0..options.replicas {
-            let (listener, base) = listener().await;
+        for (listener, base) in orders_listeners {
             let settings = orders::Settings {
                 service: settings("orders", &orders_db, &issuer, amqp),
-                products_url: products_bases.join(","),
+                products_url: products_url.clone(),
                 users_url: users_base.clone(),
                 orders: options.orders,
             };
@@ -135,8 +159,7 @@ impl TestShop {
                     eprintln!("orders failed: {err:#}");
                 }
             });
-            healthy.push(base.clone());
-            orders_bases.push(base);
+            healthy.push(base);
         }
 
         let (gateway_listener, gateway) = listener().await;
@@ -176,6 +199,7 @@ impl TestShop {
             orders_db,
             products_db,
             _users_db: users_db,
+            products_link,
         }
     }
 

@@ -5,6 +5,7 @@ mod create;
 mod failures;
 mod helpers;
 mod history;
+mod holds;
 mod idempotency;
 mod oversell;
 mod reads;

@@ -32,9 +32,26 @@ impl Drop for TestApp {
 #[derive(Default)]
 pub struct Options {
     pub redis_via_proxy: bool,
+    /// The orders service cannot be reached: lapsed holds cannot be settled.
+    pub orders_away: bool,
     pub reservation_ttl_secs: Option<u64>,
     /// `Some(0)` turns the list cache, and with it the match cache, off.
     pub list_cache_ttl_secs: Option<u64>,
+}
+
+/// A stand-in for the orders service in a shop that has no orders yet: every
+/// lapsed hold it is asked about is one no order uses. (The real exchange is
+/// tested in the orders service's tests, with both services.)
+async fn orders_with_no_orders() -> String {
+    async fn lapsed(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+        axum::Json(json!({ "confirm": [], "release": body["reservation_ids"] }))
+    }
+    let app =
+        axum::Router::new().route("/internal/reservations/lapsed", axum::routing::post(lapsed));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
 }
 
 impl TestApp {
@@ -56,7 +73,13 @@ impl TestApp {
             Some(proxy) => format!("redis://{}", proxy.addr),
             None => "redis://127.0.0.1:6379".into(),
         };
+        let orders_url = if options.orders_away {
+            "http://127.0.0.1:1".to_owned()
+        } else {
+            orders_with_no_orders().await
+        };
         let settings = products::Settings {
+            orders_url,
             service: ServiceSettings {
                 redis_url,
                 internal_token: SecretString::from(INTERNAL),

@@ -176,6 +176,27 @@ async fn an_unconfirmed_reservation_lapses_and_its_stock_returns() {
 }
 
 #[tokio::test]
+async fn a_lapsed_reservation_stays_held_while_the_orders_service_cannot_be_asked() {
+    let app = TestApp::spawn_with(Options {
+        reservation_ttl_secs: Some(1),
+        orders_away: true,
+        ..Options::default()
+    })
+    .await;
+    let ids = stocked(&app, &[10]).await;
+    let id = Uuid::now_v7();
+    app.reserve(id, json!([{"product_id": ids[0], "quantity": 6}]))
+        .await;
+    // Past the hold's lifetime and two sweeps (one a second).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(app.stock(&ids[0]).await, 4, "an order may still use it");
+    let confirm = app
+        .internal(&format!("/internal/reservations/{id}/confirm"), &json!({}))
+        .await;
+    assert_eq!(confirm.status(), 204, "its late confirmation still holds");
+}
+
+#[tokio::test]
 async fn concurrent_reservations_never_oversell() {
     let app = TestApp::spawn().await;
     let ids = stocked(&app, &[10]).await;

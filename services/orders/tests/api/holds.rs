@@ -1,0 +1,143 @@
+//! A placed order's stock hold outlives any outage: holds whose confirmation
+//! cannot reach the products service lapse there, and products asks orders
+//! before giving any of them back.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::{Connection, Executor};
+
+use crate::helpers::{Options, TestShop, assert_problem, items};
+use secrecy::ExposeSecret;
+
+/// Holds that lapse after `ttl_secs`, swept every second.
+fn short_holds(ttl_secs: u64, products_via_proxy: bool) -> Options {
+    Options {
+        products: products::ProductsArgs {
+            reservation_ttl_secs: ttl_secs,
+            expiry_interval_secs: 1,
+            ..products::ProductsArgs::default()
+        },
+        products_via_proxy,
+        ..Options::default()
+    }
+}
+
+/// Holds every write of orders until the returned transaction ends; reads
+/// and other tables go on.
+async fn block_order_writes(shop: &TestShop) -> sqlx::PgConnection {
+    let mut conn = sqlx::PgConnection::connect(shop.orders_db.url.expose_secret())
+        .await
+        .expect("connect");
+    conn.execute("BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    conn
+}
+
+#[tokio::test]
+async fn an_order_keeps_its_stock_when_products_is_cut_off_longer_than_the_hold() {
+    let shop = TestShop::spawn_with(short_holds(2, true)).await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let product = products[0].clone();
+
+    let lock = block_order_writes(&shop).await;
+    let placing = {
+        let api = shop.http.clone();
+        let url = shop.url("/orders");
+        let body = json!([{ "items": items(&[(&product, 3)]) }]);
+        let token = token.clone();
+        tokio::spawn(async move {
+            api.post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("sent")
+        })
+    };
+    // Held in products, the write of the order waiting; it goes on (well
+    // within the hold's 2 s) once products is cut off, so its confirmation
+    // cannot follow.
+    let held = format!("products WHERE product_id = '{product}' AND stock = 7");
+    shop.eventually(&shop.products_db, &held, 1).await;
+    let link = shop.products_link.as_ref().expect("proxy");
+    link.cut();
+    lock.close().await.expect("unlock");
+    assert_eq!(placing.await.expect("placed").status(), 201);
+
+    // The confirmation cannot get through; the hold lapses and is swept.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(shop.count(&shop.products_db, &held).await, 1, "stock kept");
+    assert_eq!(
+        shop.count(&shop.products_db, "reservations WHERE status = 'confirmed'")
+            .await,
+        1,
+        "the sweep confirmed the hold its order uses"
+    );
+
+    link.restore();
+    shop.eventually(&shop.orders_db, "stock_settlements", 0)
+        .await;
+    shop.eventually(&shop.orders_db, "reservation_outcomes", 0)
+        .await;
+    assert_eq!(shop.stock(&product).await, 7);
+}
+
+#[tokio::test]
+async fn an_order_whose_hold_lapsed_and_was_released_before_it_was_written_is_refused() {
+    let shop = TestShop::spawn_with(short_holds(1, false)).await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let product = products[0].clone();
+
+    let lock = block_order_writes(&shop).await;
+    let placing = {
+        let api = shop.http.clone();
+        let url = shop.url("/orders");
+        let body = json!([{ "items": items(&[(&product, 3)]) }]);
+        tokio::spawn(async move {
+            api.post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("sent")
+        })
+    };
+    let held = format!("products WHERE product_id = '{product}' AND stock = 7");
+    shop.eventually(&shop.products_db, &held, 1).await;
+    // The hold lapses while the write waits: no order uses it yet, so it goes.
+    let back = format!("products WHERE product_id = '{product}' AND stock = 10");
+    shop.eventually(&shop.products_db, &back, 1).await;
+    lock.close().await.expect("unlock");
+
+    let problem = assert_problem(placing.await.expect("answered"), 503).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lapsed"),
+        "{problem}"
+    );
+    assert_eq!(shop.count(&shop.orders_db, "orders").await, 0);
+    assert_eq!(
+        shop.count(&shop.products_db, &back).await,
+        1,
+        "nothing sold"
+    );
+}
+
+#[tokio::test]
+async fn lapsed_holds_are_decided_only_by_internal_callers() {
+    let shop = TestShop::spawn().await;
+    let response = shop
+        .http
+        .post(format!("{}/internal/reservations/lapsed", shop.orders[0]))
+        .json(&json!({ "reservation_ids": [uuid::Uuid::now_v7()] }))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(response, 401).await;
+}
