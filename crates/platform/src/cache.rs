@@ -6,9 +6,17 @@
 //! the new version after commit, so a read that starts after a write has
 //! returned never sees the old one. When Redis is slow or down, the cache
 //! steps aside for a moment and callers read the database.
+//!
+//! What a change writes (a new version, a deletion, a new list generation)
+//! is never skipped: if Redis does not take it, it is retried in the
+//! background until it does, and meanwhile this process reads the database
+//! for what it concerns. Other replicas can see the old entry only while
+//! Redis is unreachable from the writer and reachable from them, and for at
+//! most a retry interval after it answers again.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Script;
@@ -19,6 +27,10 @@ use uuid::Uuid;
 const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long the cache is skipped after a failure.
 const BACKOFF_MS: i64 = 1000;
+/// How long a retried write may take: longer than a read may, since nobody waits on it.
+const RETRY_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest pause between two retries of a write Redis did not take.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// The version a deletion is stored under: newer than any real version.
 const GONE: i64 = i64::MAX;
 
@@ -40,6 +52,52 @@ pub struct VersionedCache {
     skip_until_ms: Arc<AtomicI64>,
     put: Arc<Script>,
     script_loaded: Arc<AtomicBool>,
+    unsent: Arc<Unsent>,
+}
+
+/// Entries written after a change that Redis has not taken yet, newest
+/// version per id, and whether a task is retrying them.
+#[derive(Default)]
+struct Unsent {
+    records: Mutex<HashMap<Uuid, (i64, String)>>,
+    retrying: AtomicBool,
+}
+
+impl Unsent {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (i64, String)>> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, records: &[(Uuid, i64, String)]) {
+        let mut unsent = self.lock();
+        for (id, version, json) in records {
+            let newer = unsent.get(id).is_none_or(|(held, _)| held < version);
+            if newer {
+                unsent.insert(*id, (*version, json.clone()));
+            }
+        }
+    }
+
+    fn contains(&self, id: &Uuid) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    fn snapshot(&self) -> Vec<(Uuid, i64, String)> {
+        self.lock()
+            .iter()
+            .map(|(id, (version, json))| (*id, *version, json.clone()))
+            .collect()
+    }
+
+    /// Forgets what was sent, unless a newer version arrived meanwhile.
+    fn sent(&self, records: &[(Uuid, i64, String)]) {
+        let mut unsent = self.lock();
+        for (id, version, _) in records {
+            if unsent.get(id).is_some_and(|(held, _)| held == version) {
+                unsent.remove(id);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for VersionedCache {
@@ -71,6 +129,7 @@ impl VersionedCache {
             skip_until_ms: Arc::default(),
             put: Arc::new(Script::new(PUT_IF_NEWER)),
             script_loaded: Arc::default(),
+            unsent: Arc::default(),
         }
     }
 
@@ -113,7 +172,14 @@ impl VersionedCache {
             Ok(Ok(values)) => {
                 let entries: Vec<Option<Cached>> = values
                     .into_iter()
-                    .map(|value| value.as_deref().and_then(Self::decode))
+                    .zip(ids)
+                    .map(|(value, id)| {
+                        // Redis may still hold what a change here replaced.
+                        if self.unsent.contains(id) {
+                            return None;
+                        }
+                        value.as_deref().and_then(Self::decode)
+                    })
                     .collect();
                 let hits = entries.iter().filter(|e| e.is_some()).count() as u64;
                 metrics::counter!("cache_hits_total", "cache" => self.prefix).increment(hits);
@@ -137,11 +203,43 @@ impl VersionedCache {
         self.get_many(&[id]).await.pop().flatten()
     }
 
-    /// Stores records `(id, version, json)`, each only if newer than what is cached.
+    /// Stores records `(id, version, json)` read from the database, each only
+    /// if newer than what is cached; skipped when Redis is away.
     pub async fn put_many(&self, records: &[(Uuid, i64, String)]) {
         if records.is_empty() || !self.available() {
             return;
         }
+        if let Err(err) = self.send(records, CALL_TIMEOUT).await {
+            self.failed(&err);
+        }
+    }
+
+    /// Stores what a change wrote, `(id, version, json)`: retried in the
+    /// background until Redis takes it, so the old version cannot outlive
+    /// the change for long.
+    pub async fn replace_many(&self, records: &[(Uuid, i64, String)]) {
+        if records.is_empty() {
+            return;
+        }
+        if self.available() {
+            match self.send(records, CALL_TIMEOUT).await {
+                Ok(()) => return,
+                Err(err) => self.failed(&err),
+            }
+        }
+        self.unsent.add(records);
+        self.retry_unsent();
+    }
+
+    /// Records that `ids` were deleted, like [`Self::replace_many`].
+    pub async fn put_gone(&self, ids: &[Uuid]) {
+        let records: Vec<(Uuid, i64, String)> =
+            ids.iter().map(|id| (*id, GONE, String::new())).collect();
+        self.replace_many(&records).await;
+    }
+
+    /// Runs the version-guarded writes of `records` in one pipeline.
+    async fn send(&self, records: &[(Uuid, i64, String)], timeout: Duration) -> Result<(), String> {
         let mut pipe = redis::pipe();
         for (id, version, json) in records {
             pipe.invoke_script(
@@ -158,28 +256,60 @@ impl VersionedCache {
         if !self.script_loaded.load(Ordering::Relaxed) {
             let invocation = self.put.prepare_invoke();
             let load = invocation.load_async(&mut conn);
-            match tokio::time::timeout(CALL_TIMEOUT, load).await {
+            match tokio::time::timeout(timeout, load).await {
                 Ok(Ok(_)) => self.script_loaded.store(true, Ordering::Relaxed),
-                Ok(Err(err)) => return self.failed(&err),
-                Err(_) => return self.failed(&"timed out"),
+                Ok(Err(err)) => return Err(err.to_string()),
+                Err(_) => return Err("timed out".into()),
             }
         }
         let call = pipe.query_async::<Vec<i64>>(&mut conn);
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(_)) => {}
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(err)) => {
                 self.script_loaded.store(false, Ordering::Relaxed);
-                self.failed(&err)
+                Err(err.to_string())
             }
-            Err(_) => self.failed(&"timed out"),
+            Err(_) => Err("timed out".into()),
         }
     }
 
-    /// Records that `ids` were deleted.
-    pub async fn put_gone(&self, ids: &[Uuid]) {
-        let records: Vec<(Uuid, i64, String)> =
-            ids.iter().map(|id| (*id, GONE, String::new())).collect();
-        self.put_many(&records).await;
+    /// Starts a task that sends the unsent records until none is left
+    /// (unless one is running already).
+    fn retry_unsent(&self) {
+        if self.unsent.retrying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                tokio::time::sleep(pause).await;
+                let records = cache.unsent.snapshot();
+                if records.is_empty() {
+                    cache.unsent.retrying.store(false, Ordering::Release);
+                    // A record added after the snapshot found the flag still
+                    // set and left it to this task.
+                    if cache.unsent.lock().is_empty()
+                        || cache.unsent.retrying.swap(true, Ordering::AcqRel)
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                match cache.send(&records, RETRY_TIMEOUT).await {
+                    Ok(()) => {
+                        cache.unsent.sent(&records);
+                        pause = Duration::from_millis(100);
+                    }
+                    Err(err) => {
+                        metrics::counter!("cache_failures_total", "cache" => cache.prefix)
+                            .increment(1);
+                        tracing::debug!(cache = cache.prefix, %err, "a cache write after a change is still waiting for Redis");
+                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -212,6 +342,11 @@ pub struct GenerationalCache {
     ttl_secs: u64,
     skip_until_ms: Arc<AtomicI64>,
     get: Arc<Script>,
+    /// A change whose generation bump Redis has not taken yet (being retried).
+    bump_unsent: Arc<AtomicBool>,
+    /// Changes counted while a bump is retried: one that comes while a retry
+    /// is on the wire needs another bump after it.
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for GenerationalCache {
@@ -255,6 +390,8 @@ impl GenerationalCache {
             ttl_secs,
             skip_until_ms: Arc::default(),
             get: Arc::new(Script::new(GET_CURRENT)),
+            bump_unsent: Arc::default(),
+            changes: Arc::default(),
         }
     }
 
@@ -268,6 +405,9 @@ impl GenerationalCache {
 
     fn available(&self) -> bool {
         self.ttl_secs > 0
+            // Until a change's bump lands, the current generation holds
+            // answers from before it.
+            && !self.bump_unsent.load(Ordering::Acquire)
             && chrono::Utc::now().timestamp_millis() >= self.skip_until_ms.load(Ordering::Relaxed)
     }
 
@@ -340,19 +480,60 @@ impl GenerationalCache {
         }
     }
 
-    /// Drops every cached answer (by moving to the next generation).
+    /// Drops every cached answer (by moving to the next generation); retried
+    /// in the background until Redis takes it.
     pub async fn invalidate(&self) {
         if self.ttl_secs == 0 {
             return;
         }
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        if self.bump_unsent.load(Ordering::Acquire) {
+            // The retry under way bumps after this change too.
+            return;
+        }
+        if let Err(err) = self.bump(CALL_TIMEOUT).await {
+            self.failed(&err);
+            if !self.bump_unsent.swap(true, Ordering::AcqRel) {
+                let cache = self.clone();
+                tokio::spawn(async move { cache.retry_bump().await });
+            }
+        }
+    }
+
+    async fn bump(&self, timeout: Duration) -> Result<(), String> {
         let mut conn = self.redis.clone();
         let mut incr = redis::cmd("INCR");
         incr.arg(self.generation_key());
-        match tokio::time::timeout(CALL_TIMEOUT, incr.query_async::<i64>(&mut conn)).await {
-            Ok(Ok(_)) => {}
-            // If the bump is lost, entries still expire within their lifetime.
-            Ok(Err(err)) => self.failed(&err),
-            Err(_) => self.failed(&"timed out"),
+        match tokio::time::timeout(timeout, incr.query_async::<i64>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    async fn retry_bump(&self) {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(pause).await;
+            let seen = self.changes.load(Ordering::Acquire);
+            match self.bump(RETRY_TIMEOUT).await {
+                Ok(()) => {
+                    self.bump_unsent.store(false, Ordering::Release);
+                    if self.changes.load(Ordering::Acquire) == seen {
+                        return;
+                    }
+                    // A change came meanwhile and may have left its bump to
+                    // this task; go on, unless a new task took over.
+                    if self.bump_unsent.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                    pause = Duration::from_millis(1);
+                }
+                Err(err) => {
+                    tracing::debug!(cache = %self.prefix, %err, "a list cache bump is still waiting for Redis");
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+            }
         }
     }
 }

@@ -670,7 +670,10 @@ pub async fn update_product(
         Ok(updated) => {
             state.lists.invalidate().await;
             let record = cache_record(&updated);
-            state.cache.put_many(std::slice::from_ref(&record)).await;
+            state
+                .cache
+                .replace_many(std::slice::from_ref(&record))
+                .await;
             Ok(with_etag(StatusCode::OK, record.1, record.2))
         }
         Err(UpdateRefused::NotFound) => Err(not_found(id)),

@@ -29,7 +29,7 @@ pub struct ReserveBody {
 /// something sold out or came back.
 pub async fn refresh_caches(state: &AppState, moved: &stock::Moved) {
     let records: Vec<_> = moved.products.iter().map(cache_record).collect();
-    state.cache.put_many(&records).await;
+    state.cache.replace_many(&records).await;
     if moved.availability_changed {
         state.lists.invalidate().await;
     }

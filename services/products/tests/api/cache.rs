@@ -168,3 +168,120 @@ async fn selling_out_leaves_in_stock_lists_at_once() {
         vec!["Scarce"]
     );
 }
+
+async fn redis_value(key: &str) -> Option<String> {
+    let client = redis::Client::open("redis://127.0.0.1:6379").expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut redis)
+        .await
+        .expect("get")
+}
+
+/// Polls `key` in Redis (seen directly, as another replica sees it) until
+/// `accept` holds, for up to `secs` seconds.
+async fn redis_eventually(key: &str, secs: u64, accept: impl Fn(Option<&str>) -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(secs) {
+        if accept(redis_value(key).await.as_deref()) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn an_edit_redis_did_not_take_reaches_the_cache_once_it_answers() {
+    let app = TestApp::spawn_with(Options {
+        redis_via_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let id = id_of(&app.create(vec![product("Before")]).await[0]);
+    let key = format!("{{shop}}:product:{id}");
+    let proxy = app.redis.as_ref().expect("proxy");
+    proxy.cut();
+    let response = app
+        .patch(&id, Some("\"1\""), &json!({"name": "After"}))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        redis_value(&key).await.is_some_and(|v| v.starts_with("1|")),
+        "while Redis is away from the writer, other replicas see the old entry"
+    );
+    assert_eq!(
+        app.get_json(&format!("/products/{id}")).await["name"],
+        "After",
+        "the writer itself reads the database meanwhile"
+    );
+
+    proxy.restore();
+    assert!(
+        redis_eventually(&key, 5, |v| v
+            .is_some_and(|v| v.starts_with("2|") && v.contains("After")))
+        .await,
+        "the new version replaced the old one"
+    );
+}
+
+#[tokio::test]
+async fn a_deletion_redis_did_not_take_reaches_the_cache_once_it_answers() {
+    let app = TestApp::spawn_with(Options {
+        redis_via_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let id = id_of(&app.create(vec![product("Doomed")]).await[0]);
+    let key = format!("{{shop}}:product:{id}");
+    let proxy = app.redis.as_ref().expect("proxy");
+    proxy.cut();
+    let response = app
+        .http
+        .delete(app.url(&format!("/products/{id}")))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 204);
+    assert_eq!(app.get(&format!("/products/{id}")).await.status(), 404);
+
+    proxy.restore();
+    assert!(
+        redis_eventually(&key, 5, |v| v.is_some_and(|v| !v.starts_with("1|"))).await,
+        "the deletion replaced the cached product"
+    );
+    assert_eq!(app.get(&format!("/products/{id}")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_list_invalidation_redis_did_not_take_lands_once_it_answers() {
+    let app = TestApp::spawn_with(Options {
+        redis_via_proxy: true,
+        list_cache_ttl_secs: Some(300),
+        ..Options::default()
+    })
+    .await;
+    let id = id_of(&app.create(vec![product("Listed")]).await[0]);
+    let generation_key = format!("{{shop}}:product-lists:{}:generation", app.db.name);
+    let before = redis_value(&generation_key).await;
+    let proxy = app.redis.as_ref().expect("proxy");
+    proxy.cut();
+    app.patch(&id, Some("\"1\""), &json!({"name": "Relisted"}))
+        .await;
+    assert_eq!(redis_value(&generation_key).await, before);
+
+    proxy.restore();
+    assert!(
+        redis_eventually(&generation_key, 5, |v| v.map(str::to_owned) != before).await,
+        "the lists cached before the edit were dropped"
+    );
+    assert_eq!(
+        crate::helpers::names(&app.get_json("/products?q=relisted").await),
+        vec!["Relisted"]
+    );
+}
