@@ -1,6 +1,8 @@
 //! Consuming events from RabbitMQ: a durable queue per consumer bound to the
 //! `shop.events` topics it wants, acknowledgement only after the handler's
-//! effects are committed, retries with growing delays through a retry queue,
+//! effects are committed, retries with growing delays through one retry queue
+//! per delay (a queue whose messages all wait the same time releases them in
+//! order, so a short retry never waits behind a long one),
 //! the deployment's dead letter queue (`shop.events.dlq`, namespaced) after the last attempt, and
 //! reconnection whenever the broker goes away. Handlers deduplicate by event
 //! id with [`crate::inbox`], so redelivery changes nothing.
@@ -15,7 +17,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio_util::sync::CancellationToken;
 
@@ -59,8 +61,18 @@ impl Consumer {
         format!("{}{}.events", self.namespace, self.subscription.name)
     }
 
-    fn retry_queue(&self) -> String {
-        format!("{}.retry", self.queue())
+    /// The queue where retries wait `delay` before going back to the queue.
+    fn retry_queue(&self, delay: Duration) -> String {
+        format!("{}.retry.{}ms", self.queue(), delay.as_millis())
+    }
+
+    /// The delays of every retry a message can get.
+    fn retry_delays(&self) -> Vec<Duration> {
+        let mut delays: Vec<Duration> = (1..self.subscription.max_attempts.max(1))
+            .map(|attempt| self.subscription.delay(attempt))
+            .collect();
+        delays.dedup();
+        delays
     }
 
     /// The deployment's dead letter queue, shared by its consumers.
@@ -163,19 +175,23 @@ async fn declare(
             )
             .await?;
     }
-    // Retries wait out their expiration here, then dead-letter back to the queue.
-    let mut retry = FieldTable::default();
-    retry.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("".into()),
-    );
-    retry.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(consumer.queue().into()),
-    );
-    channel
-        .queue_declare(consumer.retry_queue().as_str().into(), durable, retry)
-        .await?;
+    // Retries wait out their queue's time there, then dead-letter back to the queue.
+    for delay in consumer.retry_delays() {
+        let mut retry = FieldTable::default();
+        retry.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        retry.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(consumer.queue().into()),
+        );
+        let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        retry.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+        channel
+            .queue_declare(consumer.retry_queue(delay).as_str().into(), durable, retry)
+            .await?;
+    }
     channel
         .queue_declare(
             consumer.dead_letters().as_str().into(),
@@ -339,12 +355,11 @@ async fn session(
             } else {
                 let delay = subscription.delay(attempts);
                 tracing::warn!(consumer = subscription.name, attempts, ?delay, %error, "event failed; will retry");
-                let expiration = ShortString::from(delay.as_millis().to_string());
                 publish_confirmed(
                     &publisher,
-                    &consumer.retry_queue(),
+                    &consumer.retry_queue(delay),
                     &delivery.data,
-                    properties.with_expiration(expiration),
+                    properties,
                 )
                 .await?;
             }

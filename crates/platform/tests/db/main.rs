@@ -1,4 +1,6 @@
-//! The platform's database plumbing against a real PostgreSQL.
+//! The platform's plumbing against a real PostgreSQL and Redis.
 
+mod consumer_retries;
 mod restart;
+mod revocation_feed;
 mod writes;
