@@ -133,6 +133,14 @@ pub async fn seed(common: &CommonArgs, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `shop mail retry-failed`.
+pub async fn retry_failed_mail(common: &CommonArgs) -> anyhow::Result<()> {
+    let db = database(common, notifications::NAME, notifications::migrations()).await?;
+    let queued = notifications::sending::retry_failed(&db).await?;
+    println!("queued {queued} failed mails for another round of attempts");
+    Ok(())
+}
+
 /// `shop events replay-dlq`.
 pub async fn replay_dead_letters(common: &CommonArgs) -> anyhow::Result<()> {
     let broker = platform::broker::Broker::new(common.amqp_url.clone(), &common.broker_namespace);

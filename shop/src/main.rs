@@ -73,6 +73,9 @@ enum Command {
     /// Event plumbing.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// The mail queue.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// GET a URL and exit 0 if it answers 2xx, 1 otherwise: a container
     /// health check that needs no shell or curl in the image.
     Probe {
@@ -121,6 +124,14 @@ enum EventsCommand {
     /// Move every message in the dead letter queue (`shop.events.dlq`) back
     /// to the queue it came from, for another round of attempts.
     ReplayDlq,
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// Put every mail marked `failed` after its last attempt (not those of
+    /// deleted users) back in the queue with fresh attempts, once the mail
+    /// server is fixed.
+    RetryFailed,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +198,7 @@ fn main() -> std::process::ExitCode {
             Command::Events(EventsCommand::ReplayDlq) => {
                 admin::replay_dead_letters(&cli.common).await
             }
+            Command::Mail(MailCommand::RetryFailed) => admin::retry_failed_mail(&cli.common).await,
             Command::Seed { products } => admin::seed(&cli.common, products).await,
             Command::Migrate { service } => serve::migrate(cli.common, service).await,
             Command::Admin(AdminCommand::Create {

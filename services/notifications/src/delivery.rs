@@ -1,12 +1,13 @@
-//! Turning events into mail: keep the projection of users, record each
-//! message with the event that asked for it (once per event), and send it at
-//! most one a second across all replicas, in the order events arrived.
+//! Turning events into mail: keep the projection of users and record each
+//! message with the event that asked for it (once per event). Recording is
+//! quick; [`crate::sending`] sends what is recorded, at its own pace.
 //!
 //! Events of different services overtake each other (each has its own outbox
 //! relay), so an order's confirmation can arrive before its customer's
 //! `user.registered`. Such a message is kept pending without a recipient and
 //! goes out as soon as the address arrives; only a deleted user's mail fails.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
@@ -15,17 +16,17 @@ use futures::future::BoxFuture;
 use platform::consumer::{Handler, Subscription};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, Statement,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
 };
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::entity::{contact, notification};
-use crate::mailer::Mailer;
 use crate::templates::{self, Mail};
 
 /// The subscription: every event that changes the projection or asks for mail.
-/// One consumer at a time across replicas keeps arrival order and the pace.
+/// One consumer at a time across replicas records messages in arrival order.
 pub const SUBSCRIPTION: Subscription = Subscription {
     name: "notifications",
     events: &[
@@ -41,17 +42,13 @@ pub const SUBSCRIPTION: Subscription = Subscription {
     first_retry: Duration::from_secs(1),
 };
 
-/// Handles events for the notifications service.
+/// Records the messages events ask for.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// The notifications database.
     pub db: DatabaseConnection,
-    /// Where mail goes.
-    pub mailer: Mailer,
-    /// The sender address.
-    pub from: String,
-    /// Least time between two messages.
-    pub interval: Duration,
+    /// Wakes this replica's sender when there is something new to send.
+    pub wake: Arc<Notify>,
 }
 
 impl Handler for Delivery {
@@ -62,14 +59,8 @@ impl Handler for Delivery {
                 Box::pin(async move { record(txn, &event).await })
             })
             .await?;
-            // Sent now, or (after a crash or a failed attempt) on redelivery.
-            self.send_pending(envelope.id).await?;
-            // An address that arrives releases what waited for it.
-            match &envelope.event {
-                Event::UserRegistered(user) => self.send_waiting(user.user_id).await,
-                Event::UserUpdated(user) => self.send_waiting(user.user_id).await,
-                _ => Ok(()),
-            }
+            self.wake.notify_one();
+            Ok(())
         })
     }
 }
@@ -86,6 +77,7 @@ async fn upsert_contact(
         name: Set(name.to_owned()),
         deleted: Set(false),
         updated_at: Set(Utc::now()),
+        last_mailed_at: NotSet,
     })
     .on_conflict(
         OnConflict::column(contact::Column::UserId)
@@ -213,6 +205,8 @@ async fn record(txn: &DatabaseTransaction, envelope: &Envelope) -> Result<(), Db
         last_error: Set(why.map(str::to_owned)),
         created_at: Set(Utc::now().trunc_subsecs(6)),
         sent_at: Set(None),
+        next_attempt_at: Set(Utc::now()),
+        sending_since: Set(None),
     })
     .on_conflict(
         OnConflict::column(notification::Column::EventId)
@@ -222,126 +216,4 @@ async fn record(txn: &DatabaseTransaction, envelope: &Envelope) -> Result<(), Db
     .exec_without_returning(txn)
     .await?;
     Ok(())
-}
-
-impl Delivery {
-    /// Waits until the last message (from any replica) left `interval` ago.
-    async fn keep_pace(&self) -> Result<(), DbErr> {
-        let row = self
-            .db
-            .query_one(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT (extract(epoch FROM (now() - max(sent_at))) * 1000)::float8 AS since_ms FROM notifications",
-            ))
-            .await?;
-        let since_ms: Option<f64> = row.and_then(|r| r.try_get("", "since_ms").ok());
-        if let Some(since) = since_ms {
-            let wait = self.interval.as_millis() as f64 - since;
-            if wait > 0.0 {
-                tokio::time::sleep(Duration::from_millis(wait.ceil() as u64)).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends the message of `event_id` if it is still pending.
-    async fn send_pending(&self, event_id: Uuid) -> anyhow::Result<()> {
-        let message = notification::Entity::find()
-            .filter(notification::Column::EventId.eq(event_id))
-            .filter(notification::Column::Status.eq("pending"))
-            .one(&self.db)
-            .await?;
-        match message {
-            Some(message) => self.send(message).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Sends what waited for `user_id`'s address, oldest first.
-    async fn send_waiting(&self, user_id: Uuid) -> anyhow::Result<()> {
-        let waiting = notification::Entity::find()
-            .filter(notification::Column::UserId.eq(user_id))
-            .filter(notification::Column::Status.eq("pending"))
-            .filter(notification::Column::Recipient.is_not_null())
-            .order_by_asc(notification::Column::CreatedAt)
-            .all(&self.db)
-            .await?;
-        for message in waiting {
-            self.send(message).await?;
-        }
-        Ok(())
-    }
-
-    /// Sends `message`, unless it still has no address.
-    async fn send(&self, message: notification::Model) -> anyhow::Result<()> {
-        let Some(recipient) = &message.recipient else {
-            return Ok(());
-        };
-        self.keep_pace().await?;
-        let mail = Mail {
-            subject: message.subject.clone(),
-            text: message.body_text.clone(),
-            html: message.body_html.clone(),
-        };
-        let sent = self
-            .mailer
-            .send(
-                &self.from,
-                recipient,
-                &message.notification_id.to_string(),
-                &mail,
-            )
-            .await;
-        let attempts = message.attempts + 1;
-        match sent {
-            Ok(()) => {
-                self.mark_sent(message.notification_id, attempts).await?;
-                metrics::counter!("notifications_sent_total", "kind" => message.kind.clone())
-                    .increment(1);
-                Ok(())
-            }
-            Err(err) => {
-                // The message stays pending: the event comes back after a delay
-                // (and, after its last attempt, waits in the dead letter queue
-                // until it is replayed).
-                notification::Entity::update_many()
-                    .col_expr(notification::Column::Attempts, attempts.into())
-                    .col_expr(
-                        notification::Column::LastError,
-                        Some(format!("{err:#}")).into(),
-                    )
-                    .filter(notification::Column::NotificationId.eq(message.notification_id))
-                    .exec(&self.db)
-                    .await?;
-                Err(err.context(format!("sending {} to {recipient}", message.kind)))
-            }
-        }
-    }
-
-    /// Records that a message left. It did leave, so giving up here would
-    /// send it again on redelivery: a database that is restarting is waited
-    /// for (up to two minutes; this consumer is the only one sending, so
-    /// nothing else waits behind it that could go instead).
-    async fn mark_sent(&self, notification_id: Uuid, attempts: i32) -> Result<(), DbErr> {
-        let mut pause = Duration::from_millis(100);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let marked = notification::Entity::update_many()
-                .col_expr(notification::Column::Status, "sent".into())
-                .col_expr(notification::Column::Attempts, attempts.into())
-                .col_expr(notification::Column::SentAt, Some(Utc::now()).into())
-                .filter(notification::Column::NotificationId.eq(notification_id))
-                .exec(&self.db)
-                .await;
-            match marked {
-                Ok(_) => return Ok(()),
-                Err(err) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(%notification_id, %err, "a sent mail is not marked sent yet; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                Err(err) => return Err(err),
-            }
-        }
-    }
 }

@@ -35,6 +35,10 @@ pub mod notification {
         pub created_at: DateTimeUtc,
         /// When the mail server took it.
         pub sent_at: Option<DateTimeUtc>,
+        /// When a failed attempt is tried again.
+        pub next_attempt_at: DateTimeUtc,
+        /// When a sender claimed it; `None` while it waits.
+        pub sending_since: Option<DateTimeUtc>,
     }
 
     /// No relations needed by the queries.
@@ -63,6 +67,9 @@ pub mod contact {
         pub deleted: bool,
         /// Last changed.
         pub updated_at: DateTimeUtc,
+        /// When the last message to this user was claimed for sending: the
+        /// user mailed longest ago goes next.
+        pub last_mailed_at: Option<DateTimeUtc>,
     }
 
     /// No relations needed by the queries.

@@ -1,14 +1,17 @@
 //! The notifications service: a projection of users from their events, and
 //! mail on registration, order placement and shipping: at most one message a
-//! second across all replicas, in arrival order, none lost and none twice.
+//! second across all replicas, fairly between users and in arrival order for
+//! each, none lost and none twice.
 //!
-//! Event handling lives in [`delivery`], the mails in [`templates`], sending
-//! in [`mailer`], the API in [`http`].
+//! Event handling lives in [`delivery`], the mails in [`templates`], the
+//! paced and fair queue in [`sending`], the mail transport in [`mailer`], the
+//! API in [`http`].
 
 pub mod delivery;
 pub mod entity;
 pub mod http;
 pub mod mailer;
+pub mod sending;
 pub mod templates;
 
 use std::sync::Arc;
@@ -22,7 +25,9 @@ use platform::openapi::BearerAuth;
 use platform::service::Infra;
 use platform::settings::ServiceSettings;
 use sea_orm::DatabaseConnection;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +35,7 @@ use utoipa_axum::routes;
 
 use crate::delivery::Delivery;
 use crate::mailer::Mailer;
+use crate::sending::Sender;
 
 /// The service's name: its database is `shop_notifications`.
 pub const NAME: &str = "notifications";
@@ -45,7 +51,7 @@ pub struct NotificationsArgs {
     /// SMTP server, such as `smtp://user:password@mail.example:587?tls=starttls`
     /// (`smtps://` for TLS from the start). Unset: mail is written to SHOP_MAIL_DIR.
     #[arg(long, env = "SHOP_SMTP_URL", hide_env_values = true)]
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<SecretString>,
     /// Directory that receives each message as an `.eml` file when no SMTP server is set.
     #[arg(long, env = "SHOP_MAIL_DIR", default_value = "var/mail")]
     pub mail_dir: String,
@@ -62,7 +68,12 @@ pub struct NotificationsArgs {
     /// Attempts at an event before it goes to the dead letter queue.
     #[arg(long, env = "SHOP_NOTIFICATIONS_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
-    /// Milliseconds before the first retry of a failed event (doubling after).
+    /// Attempts at sending one mail before it is marked `failed` (delays
+    /// double from SHOP_NOTIFICATIONS_FIRST_RETRY_MS up to 5 minutes; the
+    /// default keeps trying for about 20 minutes).
+    #[arg(long, env = "SHOP_MAIL_MAX_ATTEMPTS", default_value_t = 12)]
+    pub mail_max_attempts: u32,
+    /// Milliseconds before the first retry of a failed event or mail (doubling after).
     #[arg(
         long,
         env = "SHOP_NOTIFICATIONS_FIRST_RETRY_MS",
@@ -79,6 +90,7 @@ impl Default for NotificationsArgs {
             mail_from: "Shop <no-reply@shop.example>".into(),
             mail_interval_ms: 1000,
             max_attempts: 5,
+            mail_max_attempts: 12,
             first_retry_ms: 1000,
         }
     }
@@ -138,14 +150,26 @@ pub async fn run_on(
 ) -> anyhow::Result<()> {
     let infra = Infra::connect(settings.service.clone(), migrations()).await?;
     let mailer = Mailer::new(
-        settings.notifications.smtp_url.as_deref(),
+        settings
+            .notifications
+            .smtp_url
+            .as_ref()
+            .map(ExposeSecret::expose_secret),
         &settings.notifications.mail_dir,
     )?;
-    let delivery = Delivery {
+    let wake = Arc::new(Notify::new());
+    let sender = Sender {
         db: infra.db.clone(),
         mailer,
         from: settings.notifications.mail_from.clone(),
         interval: Duration::from_millis(settings.notifications.mail_interval_ms),
+        max_attempts: settings.notifications.mail_max_attempts.max(1),
+        first_retry: Duration::from_millis(settings.notifications.first_retry_ms),
+    };
+    let sending = tokio::spawn(sender.run(wake.clone(), shutdown.clone()));
+    let delivery = Delivery {
+        db: infra.db.clone(),
+        wake,
     };
     let consuming = platform::consumer::subscribe(
         infra.broker.clone(),
@@ -165,5 +189,6 @@ pub async fn run_on(
     });
     let served = infra.serve(api, openapi, listener, shutdown).await;
     consumer.await.ok();
+    sending.await.ok();
     served
 }

@@ -35,7 +35,10 @@ fn money(cents: i64, currency: &str) -> String {
 }
 
 fn short(id: uuid::Uuid) -> String {
-    id.simple().to_string()[..8].to_uppercase()
+    // The last characters: a v7 id starts with its time, so orders placed in
+    // the same minute share their first eight.
+    let simple = id.simple().to_string();
+    simple[simple.len() - 8..].to_uppercase()
 }
 
 /// Sent on `user.registered`.

@@ -191,3 +191,81 @@ async fn a_confirmation_that_overtakes_its_users_registration_goes_out_when_the_
     }
     assert_eq!(sent, 2);
 }
+
+#[tokio::test]
+async fn one_customers_burst_does_not_hold_back_anothers_mail_and_keeps_its_own_order() {
+    let mail = TestMail::spawn().await;
+    let busy = mail.register(1).await;
+    let (busy_id, busy_email) = busy[0].clone();
+    mail.sink
+        .wait_for(std::slice::from_ref(&busy_email), 1, 10)
+        .await;
+    for _ in 0..8 {
+        let order_id = Uuid::now_v7();
+        publish(
+            &mail,
+            Event::OrderCreated(OrderCreated {
+                order_id,
+                user_id: busy_id,
+                items: vec![OrderLine {
+                    product_id: Uuid::now_v7(),
+                    name: "Kettle".into(),
+                    unit_price_cents: 2599,
+                    quantity: 1,
+                }],
+                total_cents: 2599,
+                currency: "EUR".into(),
+            }),
+        )
+        .await;
+    }
+    for _ in 0..100 {
+        if mail
+            .count("notifications WHERE kind = 'order_confirmation'")
+            .await
+            == 8
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let newcomer = mail.register(1).await;
+    let newcomer_email = newcomer[0].1.clone();
+    let welcomed = mail
+        .sink
+        .wait_for(std::slice::from_ref(&newcomer_email), 1, 20)
+        .await;
+    let before = mail
+        .sink
+        .to(std::slice::from_ref(&busy_email))
+        .iter()
+        .filter(|m| m.subject.starts_with("Your order") && m.at < welcomed[0].at)
+        .count();
+    assert!(
+        before <= 3,
+        "{before} of the 8 queued confirmations went before the newcomer's welcome"
+    );
+
+    mail.sink
+        .wait_for(std::slice::from_ref(&busy_email), 9, 30)
+        .await;
+    let mut reordered = -1;
+    for _ in 0..100 {
+        if mail.count("notifications WHERE status = 'sent'").await == 10 {
+            reordered = mail
+                .count(
+                    "notifications a JOIN notifications b
+                       ON a.user_id = b.user_id AND a.created_at < b.created_at
+                    WHERE a.sent_at > b.sent_at",
+                )
+                .await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        reordered, 0,
+        "each user's mail left in the order of its events"
+    );
+}

@@ -1,12 +1,11 @@
 use std::time::Duration;
 
-use platform::broker::Broker;
-use secrecy::SecretString;
+use secrecy::ExposeSecret;
 
 use crate::helpers::{Options, TestMail, once_each};
 
 #[tokio::test]
-async fn a_mail_that_keeps_failing_is_dead_lettered_then_replayed() {
+async fn a_mail_that_keeps_failing_is_marked_failed_then_sent_when_retried() {
     let mail = TestMail::spawn_with(Options {
         max_attempts: 3,
         ..Options::default()
@@ -16,17 +15,19 @@ async fn a_mail_that_keeps_failing_is_dead_lettered_then_replayed() {
     let users = mail.register(1).await;
     let email = users[0].1.clone();
 
-    // Three attempts, then the dead letter queue.
-    let mut attempts = 0;
+    // Three attempts, then it is given up.
+    let mut failed = 0;
     for _ in 0..100 {
-        attempts = mail.count("notifications WHERE attempts >= 3").await;
-        if attempts == 1 {
+        failed = mail
+            .count("notifications WHERE status = 'failed' AND attempts = 3")
+            .await;
+        if failed == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(attempts, 1, "three failed attempts were made");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(failed, 1, "three failed attempts were made");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         mail.count("notifications WHERE attempts > 3").await,
         0,
@@ -35,14 +36,13 @@ async fn a_mail_that_keeps_failing_is_dead_lettered_then_replayed() {
     assert!(mail.sink.to(std::slice::from_ref(&email)).is_empty());
 
     mail.sink.reject(false);
-    let broker = Broker::new(
-        SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
-        &mail.namespace,
-    );
-    let replayed = platform::consumer::replay_dead_letters(&broker)
+    let db = sea_orm::Database::connect(mail.db.url.expose_secret())
         .await
-        .expect("replay");
-    assert!(replayed >= 1);
+        .expect("db");
+    let queued = notifications::sending::retry_failed(&db)
+        .await
+        .expect("retry");
+    assert_eq!(queued, 1);
     let received = mail
         .sink
         .wait_for(std::slice::from_ref(&email), 1, 15)

@@ -87,8 +87,9 @@ impl TestMail {
             let config = notifications::Settings {
                 service: settings("notifications", &db),
                 notifications: notifications::NotificationsArgs {
-                    smtp_url: Some(format!("smtp://{}", sink.addr)),
+                    smtp_url: Some(SecretString::from(format!("smtp://{}", sink.addr))),
                     max_attempts: options.max_attempts,
+                    mail_max_attempts: options.max_attempts,
                     first_retry_ms: 200,
                     ..notifications::NotificationsArgs::default()
                 },
