@@ -319,6 +319,11 @@ async fn main() -> anyhow::Result<()> {
             "POST /orders with 1000 orders via gateway: median {:.0} ms, worst {:.0} ms (5 requests)",
             thousand[2], thousand[4]
         );
+        let (p50, p99, max) =
+            orders_figures::cancel_to_stock(&gateway, &buyer, &bench_products[0], 100).await?;
+        println!(
+            "a cancelled order's stock, back in GET /products/{{id}} after the cancellation answered (100 orders): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+        );
         let (checked, sold, unbalanced) = orders_figures::oversell_check(&bench_products).await?;
         println!(
             "oversell check: {checked} products, {sold} units sold, {unbalanced} whose stock + sold differs from what was put in"

@@ -1,5 +1,6 @@
 //! Orders figures: single-item orders through the gateway, a 1000-order
-//! request, and an oversell check over everything sold.
+//! request, how soon a cancelled order's stock is back, and an oversell
+//! check over everything sold.
 
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,63 @@ pub async fn thousand_orders(
         response.status()
     );
     Ok(elapsed)
+}
+
+async fn stock_of(http: &reqwest::Client, gateway: &str, product: &str) -> anyhow::Result<i64> {
+    let product: Value = http
+        .get(format!("{gateway}/products/{product}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    product["stock"].as_i64().context("a stock figure")
+}
+
+/// Milliseconds from a cancellation's answer until `GET /products/{id}`
+/// through the gateway shows the units back, for `rounds` one-item orders
+/// placed and cancelled one at a time: (p50, p99, max).
+pub async fn cancel_to_stock(
+    gateway: &str,
+    token: &str,
+    product: &str,
+    rounds: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let http = reqwest::Client::new();
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let before = stock_of(&http, gateway, product).await?;
+        let placed: Value = http
+            .post(format!("{gateway}/orders"))
+            .bearer_auth(token)
+            .json(&json!([{ "items": [{"product_id": product, "quantity": 1}], "shipping_address": address() }]))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let order = placed[0]["order_id"].as_str().context("an order id")?;
+        let cancelled = http
+            .patch(format!("{gateway}/orders/{order}"))
+            .bearer_auth(token)
+            .json(&json!({"status": "cancelled"}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            cancelled.status() == 200,
+            "cancelling answered {}",
+            cancelled.status()
+        );
+        let answered = Instant::now();
+        while stock_of(&http, gateway, product).await? < before {
+            anyhow::ensure!(
+                answered.elapsed() < Duration::from_secs(30),
+                "a cancelled order's stock did not come back in 30 s"
+            );
+        }
+        times.push(answered.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    Ok((at(0.5), at(0.99), at(1.0)))
 }
 
 async fn psql_rows(database: &str, sql: &str) -> anyhow::Result<Vec<(String, i64)>> {

@@ -2,6 +2,7 @@
 
 mod graceful;
 mod probe;
+mod secrets_in_logs;
 mod slow_clients;
 
 use std::process::{Child, Command};
