@@ -14,7 +14,10 @@ fn notifications(port: u16, settings: &[(&str, &str)]) -> Command {
         .args(["serve", "notifications"])
         .env("SHOP_NOTIFICATIONS_PORT", port.to_string())
         .env("SHOP_INTERNAL_TOKEN", INTERNAL)
-        .env("SHOP_MAIL_DIR", std::env::temp_dir().join("shop-secrets-test"))
+        .env(
+            "SHOP_MAIL_DIR",
+            std::env::temp_dir().join("shop-secrets-test"),
+        )
         .env("RUST_LOG", "debug")
         .envs(settings.iter().copied())
         .stdout(Stdio::piped())
@@ -63,7 +66,10 @@ fn printed(output: &Output) -> String {
 fn an_unreachable_database_is_named_without_its_password() {
     let output = notifications(
         free_port(),
-        &[("SHOP_DATABASE_URL", "postgres://postgres:s3cret-db@127.0.0.1:1")],
+        &[(
+            "SHOP_DATABASE_URL",
+            "postgres://postgres:s3cret-db@127.0.0.1:1",
+        )],
     )
     .output()
     .expect("shop runs");

@@ -38,6 +38,22 @@ async fn twenty_registrations_give_twenty_welcome_mails_in_order_a_second_apart(
     );
 }
 
+/// An `order.created` of `quantity` kettles.
+fn order_created(order_id: Uuid, user_id: Uuid, quantity: i32) -> Event {
+    Event::OrderCreated(OrderCreated {
+        order_id,
+        user_id,
+        items: vec![OrderLine {
+            product_id: Uuid::now_v7(),
+            name: "Kettle".into(),
+            unit_price_cents: 2599,
+            quantity,
+        }],
+        total_cents: 2599 * i64::from(quantity),
+        currency: "EUR".into(),
+    })
+}
+
 async fn publish(mail: &TestMail, event: Event) {
     let connection = Connection::connect(
         "amqp://guest:guest@127.0.0.1:5672/%2f",
@@ -72,22 +88,7 @@ async fn orders_get_a_confirmation_and_a_shipping_notice() {
         .wait_for(std::slice::from_ref(&email), 1, 10)
         .await;
     let order_id = Uuid::now_v7();
-    publish(
-        &mail,
-        Event::OrderCreated(OrderCreated {
-            order_id,
-            user_id,
-            items: vec![OrderLine {
-                product_id: Uuid::now_v7(),
-                name: "Kettle".into(),
-                unit_price_cents: 2599,
-                quantity: 2,
-            }],
-            total_cents: 5198,
-            currency: "EUR".into(),
-        }),
-    )
-    .await;
+    publish(&mail, order_created(order_id, user_id, 2)).await;
     for (from, to) in [
         ("created", "paid"),
         ("paid", "shipped"),
@@ -130,22 +131,7 @@ async fn a_confirmation_that_overtakes_its_users_registration_goes_out_when_the_
     let mail = TestMail::spawn().await;
     let user_id = Uuid::now_v7();
     let email = format!("{}@example.com", user_id.simple());
-    publish(
-        &mail,
-        Event::OrderCreated(OrderCreated {
-            order_id: Uuid::now_v7(),
-            user_id,
-            items: vec![OrderLine {
-                product_id: Uuid::now_v7(),
-                name: "Kettle".into(),
-                unit_price_cents: 2599,
-                quantity: 1,
-            }],
-            total_cents: 2599,
-            currency: "EUR".into(),
-        }),
-    )
-    .await;
+    publish(&mail, order_created(Uuid::now_v7(), user_id, 1)).await;
     for _ in 0..100 {
         if mail.count("notifications").await == 1 {
             break;
@@ -201,23 +187,7 @@ async fn one_customers_burst_does_not_hold_back_anothers_mail_and_keeps_its_own_
         .wait_for(std::slice::from_ref(&busy_email), 1, 10)
         .await;
     for _ in 0..8 {
-        let order_id = Uuid::now_v7();
-        publish(
-            &mail,
-            Event::OrderCreated(OrderCreated {
-                order_id,
-                user_id: busy_id,
-                items: vec![OrderLine {
-                    product_id: Uuid::now_v7(),
-                    name: "Kettle".into(),
-                    unit_price_cents: 2599,
-                    quantity: 1,
-                }],
-                total_cents: 2599,
-                currency: "EUR".into(),
-            }),
-        )
-        .await;
+        publish(&mail, order_created(Uuid::now_v7(), busy_id, 1)).await;
     }
     for _ in 0..100 {
         if mail

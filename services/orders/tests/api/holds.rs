@@ -35,6 +35,27 @@ async fn block_order_writes(shop: &TestShop) -> sqlx::PgConnection {
     conn
 }
 
+/// Places an order of `quantity` units of `product` in a task of its own.
+fn order_in_background(
+    shop: &TestShop,
+    token: &str,
+    product: &str,
+    quantity: i64,
+) -> tokio::task::JoinHandle<reqwest::Response> {
+    let api = shop.http.clone();
+    let url = shop.url("/orders");
+    let body = json!([{ "items": items(&[(product, quantity)]) }]);
+    let token = token.to_owned();
+    tokio::spawn(async move {
+        api.post(url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent")
+    })
+}
+
 #[tokio::test]
 async fn an_order_keeps_its_stock_when_products_is_cut_off_longer_than_the_hold() {
     let shop = TestShop::spawn_with(short_holds(2, true)).await;
@@ -43,20 +64,7 @@ async fn an_order_keeps_its_stock_when_products_is_cut_off_longer_than_the_hold(
     let product = products[0].clone();
 
     let lock = block_order_writes(&shop).await;
-    let placing = {
-        let api = shop.http.clone();
-        let url = shop.url("/orders");
-        let body = json!([{ "items": items(&[(&product, 3)]) }]);
-        let token = token.clone();
-        tokio::spawn(async move {
-            api.post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .expect("sent")
-        })
-    };
+    let placing = order_in_background(&shop, &token, &product, 3);
     // Held in products, the write of the order waiting; it goes on (well
     // within the hold's 2 s) once products is cut off, so its confirmation
     // cannot follow.
@@ -93,19 +101,7 @@ async fn an_order_whose_hold_lapsed_and_was_released_before_it_was_written_is_re
     let product = products[0].clone();
 
     let lock = block_order_writes(&shop).await;
-    let placing = {
-        let api = shop.http.clone();
-        let url = shop.url("/orders");
-        let body = json!([{ "items": items(&[(&product, 3)]) }]);
-        tokio::spawn(async move {
-            api.post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .expect("sent")
-        })
-    };
+    let placing = order_in_background(&shop, &token, &product, 3);
     let held = format!("products WHERE product_id = '{product}' AND stock = 7");
     shop.eventually(&shop.products_db, &held, 1).await;
     // The hold lapses while the write waits: no order uses it yet, so it goes.
