@@ -114,8 +114,68 @@ impl Broker {
     }
 }
 
+/// What this process declared on the broker: a queue or an exchange.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Declared {
+    /// A queue, by name.
+    Queue(String),
+    /// An exchange, by name.
+    Exchange(String),
+}
+
+/// Every name this process declared. A service declares a handful; tests,
+/// which run many deployments in one process under namespaces of their own,
+/// remove theirs when they end ([`take_declared`]).
+static DECLARED: std::sync::Mutex<std::collections::BTreeSet<Declared>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Notes that `declared` exists on the broker now.
+pub fn remember(declared: Declared) {
+    DECLARED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(declared);
+}
+
+/// Takes (and forgets) every declared name that starts with `prefix`.
+pub fn take_declared(prefix: &str) -> Vec<Declared> {
+    let mut declared = DECLARED.lock().unwrap_or_else(|p| p.into_inner());
+    let taken: Vec<Declared> = declared
+        .iter()
+        .filter(|d| match d {
+            Declared::Queue(name) | Declared::Exchange(name) => name.starts_with(prefix),
+        })
+        .cloned()
+        .collect();
+    for d in &taken {
+        declared.remove(d);
+    }
+    taken
+}
+
+/// Declares durable queue `name` with `arguments`.
+pub async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    arguments: FieldTable,
+) -> Result<(), lapin::Error> {
+    channel
+        .queue_declare(
+            name.into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..lapin::options::QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await?;
+    remember(Declared::Queue(name.to_owned()));
+    Ok(())
+}
+
 /// Declares the durable topic exchange `name` (`shop.events`, namespaced).
 pub async fn declare_exchange(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
+    remember(Declared::Exchange(name.to_owned()));
     channel
         .exchange_declare(
             name.into(),

@@ -15,13 +15,13 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+    ConfirmSelectOptions, QueueBindOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, BrokerError, declare_exchange};
+use crate::broker::{Broker, BrokerError, declare_exchange, declare_queue};
 
 /// Where messages go after their last attempt.
 pub const DEAD_LETTERS: &str = "shop.events.dlq";
@@ -153,17 +153,11 @@ async fn declare(
 ) -> Result<(), BrokerError> {
     let subscription = &consumer.subscription;
     declare_exchange(channel, exchange).await?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
     let mut arguments = FieldTable::default();
     if subscription.single_active {
         arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     }
-    channel
-        .queue_declare(consumer.queue().as_str().into(), durable, arguments)
-        .await?;
+    declare_queue(channel, &consumer.queue(), arguments).await?;
     for event in subscription.events {
         channel
             .queue_bind(
@@ -188,17 +182,9 @@ async fn declare(
         );
         let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
         retry.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-        channel
-            .queue_declare(consumer.retry_queue(delay).as_str().into(), durable, retry)
-            .await?;
+        declare_queue(channel, &consumer.retry_queue(delay), retry).await?;
     }
-    channel
-        .queue_declare(
-            consumer.dead_letters().as_str().into(),
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
+    declare_queue(channel, &consumer.dead_letters(), FieldTable::default()).await?;
     Ok(())
 }
 
@@ -383,16 +369,7 @@ pub async fn replay_dead_letters(broker: &Broker) -> Result<usize, BrokerError> 
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    channel
-        .queue_declare(
-            broker.dead_letters().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    declare_queue(&channel, broker.dead_letters(), FieldTable::default()).await?;
     let mut replayed = 0;
     while let Some(message) = channel
         .basic_get(broker.dead_letters().into(), BasicGetOptions::default())

@@ -29,7 +29,6 @@ pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
-pub mod testing;
 pub mod writes;
 
 pub use error::{ApiError, ApiResult, FieldError};

@@ -2,7 +2,6 @@
 //! verifier behind it, and the signer that mints tokens.
 
 mod signer;
-mod test_issuer;
 mod verifier;
 
 use std::sync::Arc;
@@ -17,7 +16,6 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 pub use signer::Signer;
-pub use test_issuer::TestIssuer;
 pub use verifier::{Revocations, Verifier, VerifyError};
 
 /// Who a user is allowed to be.

@@ -61,6 +61,7 @@ struct Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        testkit::remove_declared(&self.namespace);
     }
 }
 

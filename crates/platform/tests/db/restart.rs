@@ -1,7 +1,7 @@
 use platform::ApiError;
-use platform::testing::TestDatabase;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use sqlx::Connection;
+use testkit::TestDatabase;
 
 async fn select_one(db: &DatabaseConnection) -> Result<(), ApiError> {
     db.execute(Statement::from_string(DbBackend::Postgres, "SELECT 1"))
@@ -13,7 +13,7 @@ async fn select_one(db: &DatabaseConnection) -> Result<(), ApiError> {
 /// session of the database ("terminating connection due to administrator
 /// command").
 async fn end_every_session(test: &TestDatabase) {
-    let mut admin = sqlx::PgConnection::connect(&platform::testing::server_url())
+    let mut admin = sqlx::PgConnection::connect(&testkit::server_url())
         .await
         .expect("admin connection");
     sqlx::query(

@@ -2,9 +2,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform::auth::{Claims, Revocations, Role};
-use platform::testing::TcpProxy;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
+use testkit::TcpProxy;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

@@ -1,8 +1,8 @@
 use events::{Envelope, Event, UserDeleted};
 use platform::outbox::Outbox;
-use platform::testing::TestDatabase;
 use platform::writes::Writes;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use testkit::TestDatabase;
 use uuid::Uuid;
 
 async fn database() -> (TestDatabase, DatabaseConnection) {

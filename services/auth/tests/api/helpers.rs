@@ -4,10 +4,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use platform::settings::{AuthSettings, ServiceSettings};
-use platform::testing::TestDatabase;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::Connection;
+use testkit::TestDatabase;
+pub use testkit::assert_problem;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -72,7 +73,7 @@ fn service_settings(
     ServiceSettings {
         internal_token: SecretString::from("auth-tests-internal-token-of-32-bytes-or-more"),
         broker_namespace: namespace.to_owned(),
-        ..platform::testing::service_settings(name, db, auth)
+        ..testkit::service_settings(name, db, auth)
     }
 }
 
@@ -120,7 +121,7 @@ impl TestAuth {
         });
         let http = reqwest::Client::new();
         for target in [&base, &users_base] {
-            platform::testing::wait_healthy(target).await;
+            testkit::wait_healthy(target).await;
         }
         Self {
             base,
@@ -267,13 +268,4 @@ pub fn registration(username: &str, password: &str) -> Value {
         "email": format!("{}@example.com", Uuid::now_v7().simple()),
         "name": "Test Person"
     })
-}
-
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.expect("problem")
 }

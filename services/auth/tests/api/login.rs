@@ -114,7 +114,7 @@ async fn malformed_login_bodies_are_4xx() {
 
 #[tokio::test]
 async fn with_redis_down_logins_work_and_failures_are_still_limited_per_process() {
-    let redis = platform::testing::TcpProxy::start("127.0.0.1:6379")
+    let redis = testkit::TcpProxy::start("127.0.0.1:6379")
         .await
         .expect("proxy");
     let redis_url = format!("redis://{}", redis.addr);

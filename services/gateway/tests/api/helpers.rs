@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use platform::auth::{Role, TestIssuer};
-use platform::testing::TestDatabase;
+use platform::auth::Role;
 use serde_json::json;
+use testkit::TestDatabase;
+use testkit::TestIssuer;
+pub use testkit::assert_problem;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -92,7 +94,7 @@ impl TestGateway {
             .expect("db");
         let users_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let users_base = format!("http://{}", users_listener.local_addr().expect("addr"));
-        let settings = platform::testing::service_settings("users", &db, issuer.settings.clone());
+        let settings = testkit::service_settings("users", &db, issuer.settings.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move { users::run_on(users_listener, settings, stop).await });
 
@@ -129,7 +131,7 @@ impl TestGateway {
 
         let http = reqwest::Client::new();
         for target in [&base, &users_base] {
-            platform::testing::wait_healthy(target).await;
+            testkit::wait_healthy(target).await;
         }
         Self {
             base,
@@ -149,14 +151,4 @@ impl TestGateway {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("sent")
     }
-}
-
-/// Asserts a problem+json answer with `status`.
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.expect("problem body")
 }

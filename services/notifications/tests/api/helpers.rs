@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use platform::auth::{Role, TestIssuer};
+use platform::auth::Role;
 use platform::settings::ServiceSettings;
-use platform::testing::{TcpProxy, TestDatabase};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::Connection;
+use testkit::TestIssuer;
+use testkit::{TcpProxy, TestDatabase};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -70,7 +71,7 @@ impl TestMail {
         let settings = |name: &'static str, db: &TestDatabase| ServiceSettings {
             amqp_url: SecretString::from(format!("amqp://guest:guest@{}/%2f", broker.addr)),
             broker_namespace: namespace.clone(),
-            ..platform::testing::service_settings(name, db, issuer.settings.clone())
+            ..testkit::service_settings(name, db, issuer.settings.clone())
         };
 
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -106,7 +107,7 @@ impl TestMail {
         }
         let http = reqwest::Client::new();
         for base in bases.iter().chain(std::iter::once(&users)) {
-            platform::testing::wait_healthy(base).await;
+            testkit::wait_healthy(base).await;
         }
         // Let the consumers declare and bind their queues before events flow.
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use platform::auth::{Role, TestIssuer};
+use platform::auth::Role;
 use platform::settings::ServiceSettings;
-use platform::testing::{TcpProxy, TestDatabase};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::Connection;
+use testkit::TestIssuer;
+pub use testkit::assert_problem;
+use testkit::{TcpProxy, TestDatabase};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -70,7 +72,7 @@ fn settings(
         amqp_url: SecretString::from(amqp.to_owned()),
         internal_token: SecretString::from(INTERNAL),
         database_pool_size: 8,
-        ..platform::testing::service_settings(name, db, issuer.settings.clone())
+        ..testkit::service_settings(name, db, issuer.settings.clone())
     }
 }
 
@@ -187,7 +189,7 @@ impl TestShop {
 
         let http = reqwest::Client::new();
         for base in &healthy {
-            platform::testing::wait_healthy(base).await;
+            testkit::wait_healthy(base).await;
         }
         Self {
             admin: issuer.token(Uuid::now_v7(), Role::Admin),
@@ -204,8 +206,8 @@ impl TestShop {
     }
 
     /// The API behind this harness, sharing its connection pool.
-    fn api(&self) -> platform::testing::Api {
-        platform::testing::Api {
+    fn api(&self) -> testkit::Api {
+        testkit::Api {
             http: self.http.clone(),
             base: self.gateway.clone(),
         }
@@ -345,13 +347,6 @@ pub fn items(lines: &[(&str, i64)]) -> Value {
             .map(|(id, q)| json!({"product_id": id, "quantity": q}))
             .collect(),
     )
-}
-
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    let actual = response.status().as_u16();
-    let body: Value = response.json().await.expect("problem");
-    assert_eq!(actual, status, "{body}");
-    body
 }
 
 pub fn id(value: &Value) -> String {

@@ -1,12 +1,14 @@
 //! A products service per test, with its own database, a stand-in JWK set,
 //! and (when asked) Redis behind a proxy the test can cut.
 
-use platform::auth::{Role, TestIssuer};
+use platform::auth::Role;
 use platform::settings::ServiceSettings;
-use platform::testing::{TcpProxy, TestDatabase};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::Connection;
+use testkit::TestIssuer;
+pub use testkit::assert_problem;
+use testkit::{TcpProxy, TestDatabase};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -84,7 +86,7 @@ impl TestApp {
                 redis_url,
                 internal_token: SecretString::from(INTERNAL),
                 database_pool_size: 8,
-                ..platform::testing::service_settings("products", &db, issuer.settings.clone())
+                ..testkit::service_settings("products", &db, issuer.settings.clone())
             },
             products: products::ProductsArgs {
                 reservation_ttl_secs: options.reservation_ttl_secs.unwrap_or(300),
@@ -104,7 +106,7 @@ impl TestApp {
             }
         });
         let http = reqwest::Client::new();
-        platform::testing::wait_healthy(&base).await;
+        testkit::wait_healthy(&base).await;
         Self {
             admin: issuer.token(Uuid::now_v7(), Role::Admin),
             base,
@@ -227,13 +229,4 @@ pub fn names(page: &Value) -> Vec<String> {
         .iter()
         .map(|p| p["name"].as_str().expect("name").to_owned())
         .collect()
-}
-
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.expect("problem")
 }

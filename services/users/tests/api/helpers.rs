@@ -1,10 +1,11 @@
 //! A users service per test, on a loopback port, with its own database and a
 //! stand-in JWK set so tests can mint tokens for any role.
 
-use platform::auth::{Role, TestIssuer};
+use platform::auth::Role;
 use platform::settings::ServiceSettings;
-use platform::testing::TestDatabase;
 use serde_json::{Value, json};
+use testkit::TestDatabase;
+use testkit::TestIssuer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -26,7 +27,7 @@ impl Drop for TestApp {
 }
 
 pub fn settings(db: &TestDatabase, issuer: &TestIssuer) -> ServiceSettings {
-    platform::testing::service_settings("users", db, issuer.settings.clone())
+    testkit::service_settings("users", db, issuer.settings.clone())
 }
 
 impl TestApp {
@@ -52,7 +53,7 @@ impl TestApp {
             }
         });
         let http = reqwest::Client::new();
-        platform::testing::wait_healthy(&base).await;
+        testkit::wait_healthy(&base).await;
         let admin = issuer.token(Uuid::now_v7(), Role::Admin);
         Self {
             base,
@@ -69,8 +70,8 @@ impl TestApp {
     }
 
     /// The API behind this harness, sharing its connection pool.
-    fn api(&self) -> platform::testing::Api {
-        platform::testing::Api {
+    fn api(&self) -> testkit::Api {
+        testkit::Api {
             http: self.http.clone(),
             base: self.base.clone(),
         }

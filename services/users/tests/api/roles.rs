@@ -25,7 +25,7 @@ async fn malformed_tampered_expired_and_foreign_tokens_are_401() {
     );
     let tampered = parts.join(".");
     let expired = app.issuer.token_with_ttl(Uuid::now_v7(), Role::Admin, -60);
-    let foreign = platform::auth::TestIssuer::start()
+    let foreign = testkit::TestIssuer::start()
         .await
         .expect("another issuer")
         .token(Uuid::now_v7(), Role::Admin);

@@ -1,5 +1,5 @@
-//! A stand-in for the auth service's JWK set, for tests and benchmarks: it
-//! serves a real JWKS over HTTP and mints tokens the verifier accepts.
+//! A stand-in for the auth service's JWK set: it serves a real JWKS over
+//! HTTP and mints tokens the verifier accepts.
 
 use std::sync::Arc;
 
@@ -9,8 +9,8 @@ use jsonwebtoken::jwk::JwkSet;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use super::{Role, Signer};
-use crate::settings::AuthSettings;
+use platform::auth::{Role, Signer};
+use platform::settings::AuthSettings;
 
 /// Serves one generated key at `/auth/jwks` on a loopback port and mints tokens with it.
 #[derive(Clone, Debug)]
