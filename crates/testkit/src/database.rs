@@ -58,6 +58,47 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    async fn connect(&self) -> PgConnection {
+        PgConnection::connect(self.url.expose_secret())
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Runs `sql`, as another process might; returns the rows it touched.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        sqlx::query(sql)
+            .execute(&mut self.connect().await)
+            .await
+            .expect("run the statement")
+            .rows_affected()
+    }
+
+    /// The one integer `sql` selects.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut self.connect().await)
+            .await
+            .expect("select one integer")
+    }
+
+    /// `SELECT count(*) FROM <from>` (a table, maybe with joins and `WHERE`).
+    pub async fn count(&self, from: &str) -> i64 {
+        self.scalar(&format!("SELECT count(*) FROM {from}")).await
+    }
+
+    /// Waits up to 5 s until [`Self::count`] of `from` is `expected`; panics otherwise.
+    pub async fn eventually(&self, from: &str, expected: i64) {
+        for _ in 0..100 {
+            if self.count(from).await == expected {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(self.count(from).await, expected, "{from}");
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();

@@ -64,7 +64,7 @@ async fn one_bad_item_creates_no_login_and_is_named() {
     assert_eq!(problem["errors"][0]["index"], 1);
     assert_eq!(problem["errors"][0]["field"], "password");
     assert_eq!(
-        app.count(&app.auth_db, "user_auth").await,
+        app.auth_db.count("user_auth").await,
         1,
         "only the admin's own login"
     );

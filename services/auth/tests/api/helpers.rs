@@ -245,16 +245,6 @@ impl TestAuth {
             .expect("sql")
             .rows_affected()
     }
-
-    pub async fn count(&self, db: &TestDatabase, from: &str) -> i64 {
-        let mut conn = sqlx::PgConnection::connect(db.url.expose_secret())
-            .await
-            .expect("connect");
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {from}"))
-            .fetch_one(&mut conn)
-            .await
-            .expect("count")
-    }
 }
 
 pub fn unique(prefix: &str) -> String {

@@ -33,12 +33,13 @@ async fn purging_deletes_only_expired_tokens() {
 
     assert_eq!(purged, Some(3));
     assert_eq!(
-        app.count(&app.auth_db, "refresh_tokens").await,
+        app.auth_db.count("refresh_tokens").await,
         1,
         "the live one stays"
     );
     assert_eq!(
-        app.count(&app.auth_db, "refresh_tokens WHERE expires_at <= now()")
+        app.auth_db
+            .count("refresh_tokens WHERE expires_at <= now()")
             .await,
         0
     );
@@ -61,7 +62,7 @@ async fn only_one_replica_purges_at_a_time() {
 
     assert_eq!(auth::purge::purge_expired(&db).await.expect("purge"), None);
     assert_eq!(
-        app.count(&app.auth_db, "refresh_tokens").await,
+        app.auth_db.count("refresh_tokens").await,
         4,
         "nothing deleted twice"
     );

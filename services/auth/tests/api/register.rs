@@ -24,7 +24,8 @@ async fn registering_creates_a_profile_and_answers_tokens() {
         "the users service accepts the token"
     );
     assert_eq!(
-        app.count(&app.users_db, "outbox WHERE event_type = 'user.registered'")
+        app.users_db
+            .count("outbox WHERE event_type = 'user.registered'")
             .await,
         1
     );
@@ -43,11 +44,7 @@ async fn a_taken_username_is_409_in_any_case() {
         .await;
     let problem = assert_problem(again, 409).await;
     assert_eq!(problem["errors"][0]["field"], "username");
-    assert_eq!(
-        app.count(&app.users_db, "users").await,
-        1,
-        "no second profile"
-    );
+    assert_eq!(app.users_db.count("users").await, 1, "no second profile");
 }
 
 #[tokio::test]
@@ -61,8 +58,8 @@ async fn a_taken_email_is_409_and_leaves_no_login_behind() {
     let problem = assert_problem(app.post("/auth/register", &second).await, 409).await;
 
     assert_eq!(problem["errors"][0]["field"], "email");
-    assert_eq!(app.count(&app.auth_db, "user_auth").await, 1);
-    assert_eq!(app.count(&app.users_db, "users").await, 1);
+    assert_eq!(app.auth_db.count("user_auth").await, 1);
+    assert_eq!(app.users_db.count("users").await, 1);
 }
 
 #[tokio::test]
@@ -84,8 +81,8 @@ async fn invalid_registrations_are_422_naming_the_field() {
         let problem = assert_problem(app.post("/auth/register", &body).await, 422).await;
         assert_eq!(problem["errors"][0]["field"], field);
     }
-    assert_eq!(app.count(&app.auth_db, "user_auth").await, 0);
-    assert_eq!(app.count(&app.users_db, "users").await, 0);
+    assert_eq!(app.auth_db.count("user_auth").await, 0);
+    assert_eq!(app.users_db.count("users").await, 0);
 }
 
 #[tokio::test]
@@ -101,7 +98,7 @@ async fn with_the_users_service_down_registration_is_503_and_leaves_nothing() {
         )
         .await;
     assert_problem(response, 503).await;
-    assert_eq!(app.count(&app.auth_db, "user_auth").await, 0);
+    assert_eq!(app.auth_db.count("user_auth").await, 0);
 }
 
 #[tokio::test]

@@ -187,18 +187,16 @@ async fn deleting_a_user_removes_the_login_through_the_event() {
 
     let logins = &format!("user_auth WHERE user_id = '{id}'");
     within(Duration::from_secs(10), async || {
-        app.count(&app.auth_db, logins).await == 0
+        app.auth_db.count(logins).await == 0
     })
     .await;
     assert_eq!(
-        app.count(
-            &app.auth_db,
-            &format!("refresh_tokens WHERE user_id = '{id}'")
-        )
-        .await,
+        app.auth_db
+            .count(&format!("refresh_tokens WHERE user_id = '{id}'"))
+            .await,
         0
     );
-    assert_eq!(app.count(&app.auth_db, "inbox").await, 1, "processed once");
+    assert_eq!(app.auth_db.count("inbox").await, 1, "processed once");
     assert_problem(app.login(&username, "password-1").await, 401).await;
 }
 

@@ -32,7 +32,8 @@ async fn twenty_registrations_give_twenty_welcome_mails_in_order_a_second_apart(
     }
     assert!(received.iter().all(|m| m.subject == "Welcome to the shop"));
     assert_eq!(
-        mail.count("notifications WHERE status = 'sent' AND kind = 'welcome'")
+        mail.db
+            .count("notifications WHERE status = 'sent' AND kind = 'welcome'")
             .await,
         20
     );
@@ -133,13 +134,14 @@ async fn a_confirmation_that_overtakes_its_users_registration_goes_out_when_the_
     let email = format!("{}@example.com", user_id.simple());
     publish(&mail, order_created(Uuid::now_v7(), user_id, 1)).await;
     for _ in 0..100 {
-        if mail.count("notifications").await == 1 {
+        if mail.db.count("notifications").await == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        mail.count("notifications WHERE status = 'pending' AND recipient IS NULL")
+        mail.db
+            .count("notifications WHERE status = 'pending' AND recipient IS NULL")
             .await,
         1,
         "kept, waiting for the address"
@@ -169,7 +171,7 @@ async fn a_confirmation_that_overtakes_its_users_registration_goes_out_when_the_
     // The sink has the mail a moment before the sender records it as sent.
     let mut sent = 0;
     for _ in 0..100 {
-        sent = mail.count("notifications WHERE status = 'sent'").await;
+        sent = mail.db.count("notifications WHERE status = 'sent'").await;
         if sent == 2 {
             break;
         }
@@ -191,6 +193,7 @@ async fn one_customers_burst_does_not_hold_back_anothers_mail_and_keeps_its_own_
     }
     for _ in 0..100 {
         if mail
+            .db
             .count("notifications WHERE kind = 'order_confirmation'")
             .await
             == 8
@@ -222,8 +225,9 @@ async fn one_customers_burst_does_not_hold_back_anothers_mail_and_keeps_its_own_
         .await;
     let mut reordered = -1;
     for _ in 0..100 {
-        if mail.count("notifications WHERE status = 'sent'").await == 10 {
+        if mail.db.count("notifications WHERE status = 'sent'").await == 10 {
             reordered = mail
+                .db
                 .count(
                     "notifications a JOIN notifications b
                        ON a.user_id = b.user_id AND a.created_at < b.created_at

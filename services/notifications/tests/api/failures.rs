@@ -19,6 +19,7 @@ async fn a_mail_that_keeps_failing_is_marked_failed_then_sent_when_retried() {
     let mut failed = 0;
     for _ in 0..100 {
         failed = mail
+            .db
             .count("notifications WHERE status = 'failed' AND attempts = 3")
             .await;
         if failed == 1 {
@@ -29,7 +30,7 @@ async fn a_mail_that_keeps_failing_is_marked_failed_then_sent_when_retried() {
     assert_eq!(failed, 1, "three failed attempts were made");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        mail.count("notifications WHERE attempts > 3").await,
+        mail.db.count("notifications WHERE attempts > 3").await,
         0,
         "then it stopped trying"
     );
@@ -48,7 +49,10 @@ async fn a_mail_that_keeps_failing_is_marked_failed_then_sent_when_retried() {
         .wait_for(std::slice::from_ref(&email), 1, 15)
         .await;
     once_each(&received, std::slice::from_ref(&email));
-    assert_eq!(mail.count("notifications WHERE status = 'sent'").await, 1);
+    assert_eq!(
+        mail.db.count("notifications WHERE status = 'sent'").await,
+        1
+    );
 }
 
 #[tokio::test]

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use platform::auth::Role;
 use platform::settings::ServiceSettings;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use testkit::TestIssuer;
 use testkit::{TcpProxy, TestDatabase};
 use tokio::net::TcpListener;
@@ -163,16 +162,6 @@ impl TestMail {
                 )
             })
             .collect()
-    }
-
-    pub async fn count(&self, from: &str) -> i64 {
-        let mut conn = sqlx::PgConnection::connect(self.db.url.expose_secret())
-            .await
-            .expect("connect");
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {from}"))
-            .fetch_one(&mut conn)
-            .await
-            .expect("count")
     }
 
     pub fn token(&self, user_id: Uuid, role: Role) -> String {

@@ -28,19 +28,16 @@ async fn an_order_copies_names_and_prices_and_holds_stock() {
     );
     assert_eq!(shop.stock(&products[0]).await, 8);
     assert_eq!(
-        shop.count(&shop.orders_db, "outbox WHERE event_type = 'order.created'")
+        shop.orders_db
+            .count("outbox WHERE event_type = 'order.created'")
             .await,
         1
     );
     // The hold is confirmed right after the answer, in a batch.
-    shop.eventually(&shop.orders_db, "stock_settlements", 0)
+    shop.orders_db.eventually("stock_settlements", 0).await;
+    shop.products_db
+        .eventually("reservations WHERE status = 'confirmed'", 1)
         .await;
-    shop.eventually(
-        &shop.products_db,
-        "reservations WHERE status = 'confirmed'",
-        1,
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -73,7 +70,7 @@ async fn one_order_short_of_stock_creates_none_and_holds_nothing() {
     let problem = assert_problem(shop.post("/orders", &token, &body).await, 409).await;
 
     assert_eq!(problem["errors"][0]["index"], 1, "{problem}");
-    assert_eq!(shop.count(&shop.orders_db, "orders").await, 0);
+    assert_eq!(shop.orders_db.count("orders").await, 0);
     assert_eq!(shop.stock(&products[0]).await, 10);
     assert_eq!(shop.stock(&products[1]).await, 1);
 }
@@ -156,6 +153,6 @@ async fn a_thousand_orders_in_one_request() {
     let orders: Vec<Value> = response.json().await.expect("json");
     assert_eq!(orders.len(), 1000);
     assert_eq!(shop.stock(&products[0]).await, 1000);
-    assert_eq!(shop.count(&shop.orders_db, "orders").await, 1000);
-    assert_eq!(shop.count(&shop.orders_db, "order_items").await, 2000);
+    assert_eq!(shop.orders_db.count("orders").await, 1000);
+    assert_eq!(shop.orders_db.count("order_items").await, 2000);
 }

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use platform::auth::Role;
 use platform::settings::ServiceSettings;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use testkit::TestIssuer;
 pub use testkit::assert_problem;
 use testkit::{TcpProxy, TestDatabase};
@@ -309,34 +308,6 @@ impl TestShop {
         );
         let orders: Vec<Value> = response.json().await.expect("json");
         orders[0].clone()
-    }
-
-    /// Waits (up to 5 s) until `SELECT count(*) FROM <from>` is `expected`.
-    pub async fn eventually(&self, db: &TestDatabase, from: &str, expected: i64) {
-        for _ in 0..100 {
-            if self.count(db, from).await == expected {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(self.count(db, from).await, expected, "{from}");
-    }
-
-    pub async fn execute(&self, db: &TestDatabase, sql: &str) {
-        let mut conn = sqlx::PgConnection::connect(db.url.expose_secret())
-            .await
-            .expect("connect");
-        sqlx::query(sql).execute(&mut conn).await.expect("execute");
-    }
-
-    pub async fn count(&self, db: &TestDatabase, from: &str) -> i64 {
-        let mut conn = sqlx::PgConnection::connect(db.url.expose_secret())
-            .await
-            .expect("connect");
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {from}"))
-            .fetch_one(&mut conn)
-            .await
-            .expect("count")
     }
 }
 

@@ -34,7 +34,7 @@ async fn a_retry_with_the_same_key_returns_the_first_answer_and_creates_nothing(
     assert_eq!(retry.headers()["idempotency-replayed"], "true");
     assert_eq!(retry.json::<Value>().await.expect("json"), first);
 
-    assert_eq!(shop.count(&shop.orders_db, "orders").await, 1);
+    assert_eq!(shop.orders_db.count("orders").await, 1);
     assert_eq!(shop.stock(&products[0]).await, 8);
 }
 
@@ -108,7 +108,7 @@ async fn concurrent_retries_on_two_replicas_create_one_order() {
         "{statuses:?}"
     );
     assert!(statuses.contains(&201));
-    assert_eq!(shop.count(&shop.orders_db, "orders").await, 1);
+    assert_eq!(shop.orders_db.count("orders").await, 1);
     assert_eq!(shop.stock(&products[0]).await, 99);
 }
 
@@ -128,21 +128,19 @@ async fn keys_belong_to_their_user() {
     let bobs = place(&shop, &shop.gateway, &bob, "shared", &body).await;
     assert_eq!(bobs.status(), 201);
     assert!(bobs.headers().get("idempotency-replayed").is_none());
-    assert_eq!(shop.count(&shop.orders_db, "orders").await, 2);
+    assert_eq!(shop.orders_db.count("orders").await, 2);
 }
 
 /// Leaves a claim on `key` as a request that died before answering would.
 async fn dead_claim(shop: &TestShop, user: uuid::Uuid, key: &str, body: &Value, age_secs: u32) {
     let fingerprint = orders::idempotency::fingerprint(body);
-    shop.execute(
-        &shop.orders_db,
-        &format!(
+    shop.orders_db
+        .execute(&format!(
             "INSERT INTO idempotency_keys (user_id, key, request_hash, claim_id, claimed_at)
              VALUES ('{user}', '{key}', '{fingerprint}', gen_random_uuid(),
                      now() - interval '{age_secs} seconds')"
-        ),
-    )
-    .await;
+        ))
+        .await;
 }
 
 #[tokio::test]
@@ -164,7 +162,7 @@ async fn a_key_whose_request_died_is_taken_over_once_its_lease_lapses() {
     assert_eq!(retry.status(), 201);
     let again = place(&shop, &shop.gateway, &token, "died-1", &body).await;
     assert_eq!(again.headers()["idempotency-replayed"], "true");
-    assert_eq!(shop.count(&shop.orders_db, "orders").await, 1);
+    assert_eq!(shop.orders_db.count("orders").await, 1);
     assert_eq!(shop.stock(&products[0]).await, 9);
 }
 
@@ -184,7 +182,7 @@ async fn a_retry_while_the_first_request_still_runs_is_409_with_retry_after() {
         .expect("seconds");
     assert!((1..=10).contains(&retry_after), "{retry_after}");
     assert_problem(retry, 409).await;
-    assert_eq!(shop.count(&shop.orders_db, "orders").await, 0);
+    assert_eq!(shop.orders_db.count("orders").await, 0);
     assert_eq!(shop.stock(&products[0]).await, 10);
 }
 

@@ -30,16 +30,14 @@ async fn crowd_buys_ten(shop: &TestShop) {
         "{statuses:?}"
     );
     assert_eq!(shop.stock(&products[0]).await, 0);
-    assert_eq!(shop.count(&shop.orders_db, "orders").await, 10);
+    assert_eq!(shop.orders_db.count("orders").await, 10);
     // Every hold of a placed order gets confirmed; a refused order leaves none.
-    shop.eventually(&shop.products_db, "reservations WHERE status = 'held'", 0)
+    shop.products_db
+        .eventually("reservations WHERE status = 'held'", 0)
         .await;
-    shop.eventually(
-        &shop.products_db,
-        "reservations WHERE status = 'confirmed'",
-        10,
-    )
-    .await;
+    shop.products_db
+        .eventually("reservations WHERE status = 'confirmed'", 10)
+        .await;
 }
 
 #[tokio::test]

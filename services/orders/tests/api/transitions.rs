@@ -27,11 +27,9 @@ async fn staff_move_an_order_forward_to_delivered() {
         assert_eq!(body["version"], version);
     }
     assert_eq!(
-        shop.count(
-            &shop.orders_db,
-            "outbox WHERE event_type = 'order.status_changed'"
-        )
-        .await,
+        shop.orders_db
+            .count("outbox WHERE event_type = 'order.status_changed'")
+            .await,
         3
     );
     assert_eq!(
@@ -153,7 +151,8 @@ async fn a_bulk_change_is_all_or_nothing() {
     let problem = assert_problem(shop.patch("/orders", &shop.admin, &body).await, 409).await;
     assert_eq!(problem["errors"][0]["index"], 1);
     assert_eq!(
-        shop.count(&shop.orders_db, "orders WHERE status = 'created'")
+        shop.orders_db
+            .count("orders WHERE status = 'created'")
             .await,
         2
     );
@@ -203,17 +202,16 @@ async fn a_bulk_change_naming_one_order_twice_is_422_with_both_indexes() {
         .collect();
     assert_eq!(indexes, [&json!(0), &json!(2)]);
     assert_eq!(
-        shop.count(&shop.orders_db, "orders WHERE status = 'created'")
+        shop.orders_db
+            .count("orders WHERE status = 'created'")
             .await,
         2,
         "nothing changed"
     );
     assert_eq!(
-        shop.count(
-            &shop.orders_db,
-            "outbox WHERE event_type = 'order.status_changed'"
-        )
-        .await,
+        shop.orders_db
+            .count("outbox WHERE event_type = 'order.status_changed'")
+            .await,
         0
     );
 }
@@ -257,12 +255,9 @@ async fn orders_left_unpaid_past_the_payment_window_are_cancelled_and_give_their
         .await
         .expect("json");
     assert_eq!(kept["status"], "paid", "a paid order is not touched");
-    shop.eventually(
-        &shop.orders_db,
-        "outbox WHERE event_type = 'order.status_changed'",
-        2,
-    )
-    .await;
+    shop.orders_db
+        .eventually("outbox WHERE event_type = 'order.status_changed'", 2)
+        .await;
     for _ in 0..50 {
         if shop.stock(&products[0]).await == 8 {
             break;

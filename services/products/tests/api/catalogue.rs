@@ -20,7 +20,8 @@ async fn bulk_create_returns_every_product_at_version_one() {
     assert_eq!(created[0]["version"], 1);
     assert_eq!(created[0]["attributes"]["colour"], "red");
     assert_eq!(
-        app.scalar("SELECT count(*) FROM outbox WHERE event_type = 'product.updated'")
+        app.db
+            .scalar("SELECT count(*) FROM outbox WHERE event_type = 'product.updated'")
             .await,
         2
     );
@@ -50,7 +51,7 @@ async fn one_bad_item_creates_nothing_and_is_named() {
         })
         .collect();
     assert_eq!(fields, vec![(1, "currency"), (1, "stock")]);
-    assert_eq!(app.scalar("SELECT count(*) FROM products").await, 0);
+    assert_eq!(app.db.scalar("SELECT count(*) FROM products").await, 0);
 }
 
 #[tokio::test]
@@ -76,7 +77,7 @@ async fn a_duplicate_sku_is_409_with_its_index() {
     )
     .await;
     assert_eq!(problem["errors"][0]["index"], 1);
-    assert_eq!(app.scalar("SELECT count(*) FROM products").await, 1);
+    assert_eq!(app.db.scalar("SELECT count(*) FROM products").await, 1);
 }
 
 #[tokio::test]

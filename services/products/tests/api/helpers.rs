@@ -3,9 +3,8 @@
 
 use platform::auth::Role;
 use platform::settings::ServiceSettings;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use testkit::TestIssuer;
 pub use testkit::assert_problem;
 use testkit::{TcpProxy, TestDatabase};
@@ -190,16 +189,6 @@ impl TestApp {
         self.get_json(&format!("/products/{id}")).await["stock"]
             .as_i64()
             .expect("stock")
-    }
-
-    pub async fn scalar(&self, sql: &str) -> i64 {
-        let mut conn = sqlx::PgConnection::connect(self.db.url.expose_secret())
-            .await
-            .expect("connect");
-        sqlx::query_scalar(sql)
-            .fetch_one(&mut conn)
-            .await
-            .expect("scalar")
     }
 }
 

@@ -66,7 +66,7 @@ async fn one_short_line_holds_nothing_and_is_named() {
     assert_eq!(problem["errors"][0]["index"], 1);
     assert_eq!(app.stock(&ids[0]).await, 10);
     assert_eq!(app.stock(&ids[1]).await, 2);
-    assert_eq!(app.scalar("SELECT count(*) FROM reservations").await, 0);
+    assert_eq!(app.db.scalar("SELECT count(*) FROM reservations").await, 0);
 }
 
 #[tokio::test]
@@ -265,7 +265,7 @@ async fn crossing_multi_product_reservations_neither_deadlock_nor_lose_stock() {
     );
     // Stock plus units held by live reservations equals what was put in.
     for _ in 0..2 {
-        let invariant = app
+        let invariant = app.db
             .scalar(
                 "SELECT count(*) FROM products p WHERE p.stock + coalesce((
                      SELECT sum(i.quantity) FROM reservation_items i JOIN reservations r USING (reservation_id)
@@ -276,7 +276,8 @@ async fn crossing_multi_product_reservations_neither_deadlock_nor_lose_stock() {
         tokio::time::sleep(Duration::from_millis(2500)).await;
     }
     assert_eq!(
-        app.scalar("SELECT count(*) FROM reservations WHERE status = 'held'")
+        app.db
+            .scalar("SELECT count(*) FROM reservations WHERE status = 'held'")
             .await,
         0,
         "every hold confirmed, released or lapsed"

@@ -34,8 +34,8 @@ async fn one_bad_item_rolls_back_the_whole_batch_and_is_named() {
     let problem = problem(response, 422).await;
     assert_eq!(problem["errors"][0]["index"], 2);
     assert_eq!(problem["errors"][0]["field"], "email");
-    assert_eq!(app.count_rows("users").await, 0);
-    assert_eq!(app.count_rows("outbox").await, 0);
+    assert_eq!(app.db.count("users").await, 0);
+    assert_eq!(app.db.count("outbox").await, 0);
 }
 
 #[tokio::test]
@@ -82,7 +82,7 @@ async fn a_wrong_type_in_one_item_names_that_item() {
     )
     .await;
     assert_eq!(problem["errors"][0]["index"], 1);
-    assert_eq!(app.count_rows("users").await, 0);
+    assert_eq!(app.db.count("users").await, 0);
 }
 
 #[tokio::test]
@@ -105,7 +105,7 @@ async fn duplicate_email_within_one_batch_is_a_conflict_naming_the_later_item() 
 
     assert_eq!(problem["errors"][0]["index"], 2);
     assert_eq!(problem["errors"][0]["field"], "email");
-    assert_eq!(app.count_rows("users").await, 0);
+    assert_eq!(app.db.count("users").await, 0);
 }
 
 #[tokio::test]
@@ -124,7 +124,7 @@ async fn duplicate_email_against_the_table_is_a_conflict_naming_the_item() {
     .await;
 
     assert_eq!(problem["errors"][0]["index"], 1);
-    assert_eq!(app.count_rows("users").await, 1);
+    assert_eq!(app.db.count("users").await, 1);
 }
 
 #[tokio::test]
@@ -133,8 +133,8 @@ async fn a_thousand_users_are_created_in_one_request() {
     let items: Vec<_> = (0..1000).map(|i| user_item(&format!("User {i}"))).collect();
     let created = app.create(items).await;
     assert_eq!(created.len(), 1000);
-    assert_eq!(app.count_rows("users").await, 1000);
-    assert_eq!(app.count_rows("outbox").await, 1000);
+    assert_eq!(app.db.count("users").await, 1000);
+    assert_eq!(app.db.count("outbox").await, 1000);
 }
 
 #[tokio::test]
@@ -143,5 +143,5 @@ async fn more_than_a_thousand_items_or_none_are_refused() {
     let items: Vec<_> = (0..1001).map(|i| user_item(&format!("User {i}"))).collect();
     problem(app.post("/users", &app.admin, &json!(items)).await, 422).await;
     problem(app.post("/users", &app.admin, &json!([])).await, 422).await;
-    assert_eq!(app.count_rows("users").await, 0);
+    assert_eq!(app.db.count("users").await, 0);
 }

@@ -25,7 +25,7 @@ async fn bulk_delete_removes_every_named_user() {
     let response = app.delete(&format!("/users?ids={a},{b}"), &app.admin).await;
 
     assert_eq!(response.status(), 204);
-    assert_eq!(app.count_rows("users").await, 1);
+    assert_eq!(app.db.count("users").await, 1);
 }
 
 #[tokio::test]
@@ -40,7 +40,7 @@ async fn deleting_an_admin_is_refused_and_nothing_is_deleted() {
 
     let problem = problem(response, 409).await;
     assert_eq!(problem["errors"][0]["index"], 1);
-    assert_eq!(app.count_rows("users").await, 2);
+    assert_eq!(app.db.count("users").await, 2);
     problem_free_read(&app, customer).await;
 }
 
@@ -57,7 +57,7 @@ async fn deleting_with_an_unknown_id_is_404_and_nothing_is_deleted() {
         .await;
 
     problem(response, 404).await;
-    assert_eq!(app.count_rows("users").await, 1);
+    assert_eq!(app.db.count("users").await, 1);
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ async fn wrong_types_and_unknown_fields_are_422() {
         let problem = problem(app.post("/users", &app.admin, &body).await, 422).await;
         assert_eq!(problem["errors"][0]["index"], 0);
     }
-    assert_eq!(app.count_rows("users").await, 0);
+    assert_eq!(app.db.count("users").await, 0);
 }
 
 #[tokio::test]

@@ -135,9 +135,9 @@ async fn creating_changing_and_deleting_users_publishes_their_events() {
 async fn events_are_in_the_outbox_and_marked_published() {
     let app = TestApp::spawn().await;
     app.create(vec![user_item("One"), user_item("Two")]).await;
-    assert_eq!(app.count_rows("outbox").await, 2);
+    assert_eq!(app.db.count("outbox").await, 2);
     for _ in 0..100 {
-        if app.count_rows("outbox WHERE published_at IS NULL").await == 0 {
+        if app.db.count("outbox WHERE published_at IS NULL").await == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -155,9 +155,9 @@ async fn with_the_broker_down_writes_succeed_and_events_wait_in_the_outbox() {
     app.create(vec![user_item("Patient")]).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
 
-    assert_eq!(app.count_rows("outbox WHERE published_at IS NULL").await, 1);
+    assert_eq!(app.db.count("outbox WHERE published_at IS NULL").await, 1);
     assert!(
-        app.count_rows("outbox WHERE attempts > 0").await >= 1,
+        app.db.count("outbox WHERE attempts > 0").await >= 1,
         "the relay kept trying"
     );
     let ready = app.http.get(app.url("/readyz")).send().await.expect("sent");
@@ -174,18 +174,18 @@ async fn with_the_broker_down_writes_succeed_and_events_wait_in_the_outbox() {
 async fn an_old_unpublished_event_goes_out_while_new_writes_keep_the_relay_busy() {
     let app = TestApp::spawn().await;
     // A row as a replica that died before publishing would leave it.
-    app.execute(
-        "INSERT INTO outbox (id, event_type, payload, created_at)
+    app.db
+        .execute(
+            "INSERT INTO outbox (id, event_type, payload, created_at)
          VALUES (gen_random_uuid(), 'user.updated', '{}', now() - interval '1 hour')",
-    )
-    .await;
+        )
+        .await;
     for n in 0..40 {
         // Each write wakes the relay for a pass over the newest rows only.
         app.create(vec![user_item(&format!("Busy {n}"))]).await;
         if app
-            .count_rows(
-                "outbox WHERE published_at IS NULL AND created_at < now() - interval '1 minute'",
-            )
+            .db
+            .count("outbox WHERE published_at IS NULL AND created_at < now() - interval '1 minute'")
             .await
             == 0
         {

@@ -116,31 +116,6 @@ impl TestApp {
         let created = self.create(vec![item]).await;
         id_of(&created[0])
     }
-
-    async fn connect(&self) -> sqlx::PgConnection {
-        use secrecy::ExposeSecret;
-        use sqlx::Connection;
-        sqlx::PgConnection::connect(self.db.url.expose_secret())
-            .await
-            .expect("connect to the test database")
-    }
-
-    /// Runs `sql` on the service's database, as another process might.
-    pub async fn execute(&self, sql: &str) {
-        let mut conn = self.connect().await;
-        sqlx::query(sql)
-            .execute(&mut conn)
-            .await
-            .expect("run the statement");
-    }
-
-    pub async fn count_rows(&self, table: &str) -> i64 {
-        let mut conn = self.connect().await;
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&mut conn)
-            .await
-            .expect("count rows")
-    }
 }
 
 /// A valid `POST /users` item with a unique e-mail.

@@ -123,7 +123,7 @@ async fn only_admins_delete() {
         403,
     )
     .await;
-    assert_eq!(app.count_rows("users").await, 1);
+    assert_eq!(app.db.count("users").await, 1);
 }
 
 #[tokio::test]
@@ -161,7 +161,7 @@ async fn the_last_admin_cannot_be_demoted() {
         .await;
     let body = problem(response, 409).await;
     assert_eq!(body["errors"][0]["field"], "role");
-    assert_eq!(app.count_rows("users WHERE role = 'admin'").await, 1);
+    assert_eq!(app.db.count("users WHERE role = 'admin'").await, 1);
 }
 
 async fn demote(app: &TestApp, target: Uuid, by: Uuid) -> reqwest::StatusCode {
@@ -180,7 +180,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     for _ in 0..5 {
         let a = app.create_one("admin").await;
         let b = app.create_one("admin").await;
-        app.execute(&format!(
+        app.db.execute(&format!(
             "UPDATE users SET role = 'customer' WHERE role = 'admin' AND user_id NOT IN ('{a}', '{b}')"
         ))
         .await;
@@ -193,7 +193,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
             statuses == [200, 409] || statuses == [200, 401],
             "{statuses:?}"
         );
-        assert_eq!(app.count_rows("users WHERE role = 'admin'").await, 1);
+        assert_eq!(app.db.count("users WHERE role = 'admin'").await, 1);
     }
 }
 
