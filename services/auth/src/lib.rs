@@ -109,7 +109,7 @@ pub struct Settings {
 }
 
 /// What the handlers share.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, FromRef)]
 pub struct AppState {
     /// The `shop_auth` database.
     pub db: DatabaseConnection,
@@ -129,12 +129,6 @@ pub struct AppState {
     pub login_limits: LoginLimits,
     /// Token lifetimes and claims.
     pub policy: TokenPolicy,
-}
-
-impl FromRef<AppState> for Arc<Verifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 #[derive(OpenApi)]

@@ -106,18 +106,12 @@ pub struct Settings {
 }
 
 /// What the handlers share.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, FromRef)]
 pub struct AppState {
     /// The `shop_notifications` database.
     pub db: DatabaseConnection,
     /// Token verification.
     pub verifier: Arc<Verifier>,
-}
-
-impl FromRef<AppState> for Arc<Verifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 #[derive(OpenApi)]

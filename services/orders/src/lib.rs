@@ -81,7 +81,7 @@ pub struct Settings {
 }
 
 /// What the handlers share.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, FromRef)]
 pub struct AppState {
     /// The `shop_orders` database.
     pub db: DatabaseConnection,
@@ -99,18 +99,6 @@ pub struct AppState {
     pub idempotency_lease: Duration,
     /// The secret `/internal/*` callers present.
     pub internal: InternalToken,
-}
-
-impl FromRef<AppState> for InternalToken {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<Verifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 #[derive(OpenApi)]

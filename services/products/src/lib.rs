@@ -95,7 +95,7 @@ pub struct Settings {
 }
 
 /// What the handlers share.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, FromRef)]
 pub struct AppState {
     /// The `shop_products` database.
     pub db: DatabaseConnection,
@@ -115,18 +115,6 @@ pub struct AppState {
     pub hold_for: chrono::Duration,
     /// Asked what becomes of lapsed holds.
     pub orders: lapsed::Orders,
-}
-
-impl FromRef<AppState> for Arc<Verifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
-
-impl FromRef<AppState> for InternalToken {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal.clone()
-    }
 }
 
 #[derive(OpenApi)]

@@ -36,7 +36,7 @@ pub fn migrations() -> sqlx::migrate::Migrator {
 }
 
 /// What the handlers share.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, FromRef)]
 pub struct AppState {
     /// The `shop_users` database.
     pub db: DatabaseConnection,
@@ -65,18 +65,6 @@ impl AppState {
                 tracing::error!(%user_id, %err, "could not publish the token revocation");
             }
         }
-    }
-}
-
-impl FromRef<AppState> for InternalToken {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<Verifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
     }
 }
 
