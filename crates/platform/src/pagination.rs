@@ -304,6 +304,14 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A page with no rows and no next page.
+    pub fn empty() -> Self {
+        Self {
+            data: Vec::new(),
+            next_cursor: None,
+        }
+    }
+
     /// The same page with each row converted.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {

@@ -133,10 +133,7 @@ pub async fn list_notifications(
     } else {
         match query.user_id {
             Some(other) if other != caller.user_id => {
-                return Ok(Json(Page {
-                    data: Vec::new(),
-                    next_cursor: None,
-                }));
+                return Ok(Json(Page::empty()));
             }
             _ => Some(caller.user_id),
         }

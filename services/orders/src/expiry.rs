@@ -9,8 +9,8 @@ use sea_orm::TransactionTrait;
 
 use crate::AppState;
 use crate::domain::Status;
-use crate::http::move_orders;
 use crate::store;
+use crate::transitions::move_orders;
 
 /// The advisory lock that keeps the job on one replica at a time.
 const LOCK: i64 = 0x6f72_6465_7273_0002;

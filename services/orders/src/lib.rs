@@ -1,9 +1,11 @@
 //! The orders service: bulk orders that never oversell, the status machine,
 //! and purchase history.
 //!
-//! Routes live in [`http`], rules in [`domain`], SQL in [`store`], calls to
-//! other services in [`peers`], stock hand-over in [`settlement`], and the
-//! decision on holds that lapsed before their confirmation in [`holds`].
+//! Routes live in [`http`], the use cases they call in [`placing`],
+//! [`listing`] and [`transitions`], rules in [`domain`], SQL in [`store`],
+//! calls to other services in [`peers`], stock hand-over in [`settlement`],
+//! unpaid orders' expiry in [`expiry`], and the decision on holds that
+//! lapsed before their confirmation in [`holds`].
 
 pub mod domain;
 pub mod entity;
@@ -11,9 +13,12 @@ pub mod expiry;
 pub mod holds;
 pub mod http;
 pub mod idempotency;
+pub mod listing;
 pub mod peers;
+pub mod placing;
 pub mod settlement;
 pub mod store;
+pub mod transitions;
 
 use std::sync::Arc;
 use std::time::Duration;
