@@ -1,28 +1,28 @@
-//! The products API: each handler extracts, applies the rules, calls the
-//! store (through the cache for reads), and shapes the answer.
-
-use std::collections::HashMap;
+//! The products API: each handler extracts, calls one use case
+//! ([`crate::catalogue`] for changes, [`crate::listing`] for lists, searches
+//! and bulk reads, the cache and store for a single read), and shapes the
+//! answer.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use platform::auth::Admin;
-use platform::bulk::{Batch, parse_ids};
+use platform::bulk::parse_ids;
 use platform::cache::Cached;
 use platform::extract::{BulkJson, Json, Path, Query};
-use platform::pagination::{Direction, KeyValue, Page, PageRequest};
-use platform::{ApiError, ApiResult, FieldError};
+use platform::pagination::Page;
+use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::{self, Errors, NewProduct, ProductChanges};
+use crate::domain;
 use crate::entity::product::Model;
-use crate::search::{self, Matches};
-use crate::store::{self, Matching, ProductFilter, ProductSort, UpdateRefused};
+use crate::store::{self, ProductFilter};
+use crate::{catalogue, listing};
 
 /// A product as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -257,89 +257,12 @@ pub async fn create_products(
     _: Admin,
     BulkJson(items): BulkJson<NewProductBody>,
 ) -> ApiResult<(StatusCode, Json<Vec<Product>>)> {
-    let mut products = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let mut e = Errors::default();
-        let parsed = (
-            e.check("sku", domain::parse_sku(&item.sku)),
-            e.check("name", domain::parse_name(&item.name)),
-            e.check("description", domain::parse_description(&item.description)),
-            e.check("price_cents", domain::parse_price(item.price_cents)),
-            e.check("currency", domain::parse_currency(&item.currency)),
-            e.check("stock", domain::parse_stock(item.stock)),
-            e.check("category", domain::parse_category(&item.category)),
-            e.check("tags", domain::parse_tags(&item.tags)),
-            e.check(
-                "attributes",
-                domain::parse_attributes(
-                    item.attributes
-                        .as_ref()
-                        .unwrap_or(&Value::Object(Default::default())),
-                ),
-            ),
-        );
-        match parsed {
-            (
-                Some(sku),
-                Some(name),
-                Some(description),
-                Some(price_cents),
-                Some(currency),
-                Some(stock),
-                Some(category),
-                Some(tags),
-                Some(attributes),
-            ) => products.push(NewProduct {
-                sku,
-                name,
-                description,
-                price_cents,
-                currency,
-                stock,
-                category,
-                tags,
-                attributes,
-            }),
-            _ => errors.extend(e.0.into_iter().map(|err| err.at(index))),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let mut first_seen = std::collections::HashMap::new();
-    let duplicates: Vec<FieldError> = products
-        .iter()
-        .enumerate()
-        .filter_map(|(index, p)| match first_seen.get(p.sku.as_str()) {
-            Some(first) => Some(FieldError::new("sku", format!("repeats item {first}")).at(index)),
-            None => {
-                first_seen.insert(p.sku.as_str(), index);
-                None
-            }
-        })
-        .collect();
-    if !duplicates.is_empty() {
-        return Err(ApiError::Conflict {
-            detail: "the same SKU appears more than once; nothing was created".into(),
-            errors: duplicates,
-            allowed: None,
-        });
-    }
-    let created = store::create(&state.db, &state.outbox, products).await?;
-    state.lists.invalidate().await;
-    state
-        .cache
-        .put_many(&created.iter().map(cache_record).collect::<Vec<_>>())
-        .await;
+    let created = catalogue::create(&state, &items).await?;
     Ok((
         StatusCode::CREATED,
         Json(created.into_iter().map(Product::from).collect()),
     ))
 }
-
-const DEFAULT_SORT: &[(ProductSort, Direction)] = &[(ProductSort::CreatedAt, Direction::Desc)];
-const SEARCH_SORT: &[(ProductSort, Direction)] = &[(ProductSort::Relevance, Direction::Desc)];
 
 /// List and search products, or read several by `ids`.
 #[utoipa::path(
@@ -361,147 +284,17 @@ pub async fn list_products(
             ));
         }
         let ids = parse_ids(ids)?;
-        return Ok(Json(read_many(&state, &ids).await?).into_response());
+        return Ok(Json(listing::read_many(&state, &ids).await?).into_response());
     }
-    let filter = query.filter()?;
-    let default_sort = if filter.q.is_some() {
-        SEARCH_SORT
-    } else {
-        DEFAULT_SORT
-    };
-    let mut page = PageRequest::parse(
+    let json = listing::list(
+        &state,
+        query.filter()?,
         query.limit,
         query.cursor.as_deref(),
         query.sort.as_deref(),
-        default_sort,
-    )?;
-    if filter.q.is_none()
-        && page
-            .sort
-            .keys
-            .iter()
-            .any(|(k, _)| *k == ProductSort::Relevance)
-    {
-        return Err(ApiError::BadRequest(
-            "sorting by `relevance` needs `q`".into(),
-        ));
-    }
-    // The same question within a few seconds gets the same answer.
-    let cache_key = list_cache_key(&filter, &page, query.cursor.as_deref());
-    let lookup = state.lists.get(&cache_key).await;
-    if let Some(json) = &lookup.hit {
-        return Ok(json_response(json.clone()));
-    }
-    let searched = match (filter.q.as_deref(), lookup.generation()) {
-        (Some(q), Some(generation)) => {
-            search_in_memory(&state, generation, q, &filter, &mut page).await?
-        }
-        _ => None,
-    };
-    let result = match searched {
-        Some(result) => result,
-        None => list_in_postgres(&state, &filter, &mut page).await?,
-    };
-    let json = serde_json::to_string(&result).map_err(|err| ApiError::Internal(err.into()))?;
-    state.lists.put(&lookup, &cache_key, &json).await;
+    )
+    .await?;
     Ok(json_response(json))
-}
-
-/// A page computed by Postgres: filters, order and limit in one query.
-async fn list_in_postgres(
-    state: &AppState,
-    filter: &ProductFilter,
-    page: &mut PageRequest<ProductSort>,
-) -> ApiResult<Page<Product>> {
-    let mut matching = Matching::from_mode(page.mode.as_deref());
-    let mut rows = store::list(&state.db, filter, page, matching).await?;
-    // Words that find nothing on a first page may be a typo: try the names.
-    if rows.is_empty() && page.after.is_none() && filter.q.is_some() && matching == Matching::Words
-    {
-        matching = Matching::Similar;
-        rows = store::list(&state.db, filter, page, matching).await?;
-    }
-    page.mode = matching.as_mode();
-    let result = page.finish(rows, |row| {
-        let mut keys: Vec<KeyValue> = page.sort.keys.iter().map(|(k, _)| k.key_of(row)).collect();
-        keys.push(KeyValue::Uuid(row.product.product_id));
-        keys
-    });
-    Ok(result.map(|row| Product::from(row.product)))
-}
-
-/// A search page from the ranked matches of `q` kept in memory (see
-/// [`crate::search`]), the same answer [`list_in_postgres`] gives; `None` when
-/// `q` matches too many products to keep.
-async fn search_in_memory(
-    state: &AppState,
-    generation: &str,
-    q: &str,
-    filter: &ProductFilter,
-    page: &mut PageRequest<ProductSort>,
-) -> ApiResult<Option<Page<Product>>> {
-    let matches = |matching| {
-        state
-            .matches
-            .get_or_load(generation, matching, q, async move {
-                store::matches(&state.db, q, matching).await
-            })
-    };
-    let mut matching = Matching::from_mode(page.mode.as_deref());
-    let words = matches(matching).await?;
-    let Matches::All(found) = words.as_ref() else {
-        return Ok(None);
-    };
-    let mut all = found;
-    let mut chosen = search::page(all, filter, page);
-    // Words that find nothing on a first page may be a typo: try the names.
-    let typos;
-    if chosen.is_empty() && matching == Matching::Words && page.after.is_none() {
-        matching = Matching::Similar;
-        typos = matches(matching).await?;
-        let Matches::All(similar) = typos.as_ref() else {
-            return Ok(None);
-        };
-        all = similar;
-        chosen = search::page(all, filter, page);
-    }
-    page.mode = matching.as_mode();
-    let chosen = page.finish(chosen, |m| all.cursor_keys(m, &page.sort.keys));
-    let ids: Vec<Uuid> = chosen.data.iter().map(|m| m.product_id).collect();
-    let mut rows: HashMap<Uuid, Model> = store::find_many(&state.db, &ids)
-        .await?
-        .into_iter()
-        .map(|row| (row.product_id, row))
-        .collect();
-    Ok(Some(Page {
-        // A product deleted since the matches were read is left out.
-        data: ids
-            .iter()
-            .filter_map(|id| rows.remove(id))
-            .map(Product::from)
-            .collect(),
-        next_cursor: chosen.next_cursor,
-    }))
-}
-
-/// A list request in canonical form, hashed.
-fn list_cache_key(
-    filter: &ProductFilter,
-    page: &PageRequest<ProductSort>,
-    cursor: Option<&str>,
-) -> String {
-    use sha2::{Digest, Sha256};
-    let canonical = format!(
-        "{filter:?}|{}|{:?}|{}",
-        page.limit,
-        page.sort.keys,
-        cursor.unwrap_or("")
-    );
-    Sha256::digest(canonical.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn json_response(json: String) -> Response {
@@ -511,41 +304,6 @@ fn json_response(json: String) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-async fn read_many(state: &AppState, ids: &[Uuid]) -> ApiResult<Batch<Value>> {
-    let cached = state.cache.get_many(ids).await;
-    let mut found: Vec<Value> = Vec::with_capacity(ids.len());
-    let mut misses = Vec::new();
-    for (id, entry) in ids.iter().zip(cached) {
-        match entry {
-            Some(Cached::Present(_, json)) => match serde_json::from_str(&json) {
-                Ok(value) => found.push(value),
-                Err(_) => misses.push(*id),
-            },
-            Some(Cached::Gone) => {}
-            None => misses.push(*id),
-        }
-    }
-    if !misses.is_empty() {
-        let rows = store::find_many(&state.db, &misses).await?;
-        state
-            .cache
-            .put_many(&rows.iter().map(cache_record).collect::<Vec<_>>())
-            .await;
-        for row in rows {
-            found.push(
-                serde_json::to_value(Product::from(row))
-                    .map_err(|e| ApiError::Internal(e.into()))?,
-            );
-        }
-    }
-    Ok(Batch::collect(ids, found, |value| {
-        value["product_id"]
-            .as_str()
-            .and_then(|id| id.parse().ok())
-            .unwrap_or_default()
-    }))
 }
 
 /// Read one product; `If-None-Match` with its ETag answers 304.
@@ -589,7 +347,7 @@ pub async fn get_product(
     Ok(with_etag(StatusCode::OK, version, json))
 }
 
-fn not_found(id: Uuid) -> ApiError {
+pub(crate) fn not_found(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("no product with id {id}"))
 }
 
@@ -620,67 +378,9 @@ pub async fn update_product(
 ) -> ApiResult<Response> {
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
     let expected = domain::expected_version(if_match, patch.version)?;
-    let mut e = Errors::default();
-    let changes = ProductChanges {
-        sku: patch
-            .sku
-            .as_deref()
-            .and_then(|v| e.check("sku", domain::parse_sku(v))),
-        name: patch
-            .name
-            .as_deref()
-            .and_then(|v| e.check("name", domain::parse_name(v))),
-        description: patch
-            .description
-            .as_deref()
-            .and_then(|v| e.check("description", domain::parse_description(v))),
-        price_cents: patch
-            .price_cents
-            .and_then(|v| e.check("price_cents", domain::parse_price(v))),
-        currency: patch
-            .currency
-            .as_deref()
-            .and_then(|v| e.check("currency", domain::parse_currency(v))),
-        stock: patch
-            .stock
-            .and_then(|v| e.check("stock", domain::parse_stock(v))),
-        category: patch
-            .category
-            .as_deref()
-            .and_then(|v| e.check("category", domain::parse_category(v))),
-        tags: patch
-            .tags
-            .as_deref()
-            .and_then(|v| e.check("tags", domain::parse_tags(v))),
-        attributes: patch
-            .attributes
-            .as_ref()
-            .and_then(|v| e.check("attributes", domain::parse_attributes(v))),
-    };
-    if !e.0.is_empty() {
-        return Err(ApiError::validation(e.0));
-    }
-    if changes.is_empty() {
-        return Err(ApiError::invalid(
-            "body",
-            "name at least one field to change",
-        ));
-    }
-    match store::update(&state.db, &state.outbox, id, expected, changes).await? {
-        Ok(updated) => {
-            state.lists.invalidate().await;
-            let record = cache_record(&updated);
-            state
-                .cache
-                .replace_many(std::slice::from_ref(&record))
-                .await;
-            Ok(with_etag(StatusCode::OK, record.1, record.2))
-        }
-        Err(UpdateRefused::NotFound) => Err(not_found(id)),
-        Err(UpdateRefused::Stale { current }) => Err(ApiError::PreconditionFailed(format!(
-            "the product is at version {current}, not {expected}; read it again"
-        ))),
-    }
+    let updated = catalogue::update(&state, id, expected, &patch).await?;
+    let record = cache_record(&updated);
+    Ok(with_etag(StatusCode::OK, record.1, record.2))
 }
 
 /// Delete a product: it leaves lists and searches; orders keep their copy.
@@ -699,10 +399,6 @@ pub async fn delete_product(
     _: Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    store::delete(&state.db, &state.outbox, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    state.cache.put_gone(&[id]).await;
-    state.lists.invalidate().await;
+    catalogue::delete(&state, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

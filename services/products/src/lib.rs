@@ -1,14 +1,19 @@
 //! The products service: the catalogue, search, optimistic locking, a Redis
 //! read cache, and stock reservations for orders.
 //!
-//! Routes live in [`http`] and [`internal`], rules in [`domain`], SQL in
-//! [`store`] (catalogue) and [`stock`] (reservations).
+//! Routes live in [`http`] and [`internal`], the use cases they call in
+//! [`catalogue`] (changes) and [`listing`] (lists, searches, bulk reads, with
+//! the in-memory ranked matches of [`search`]), rules in [`domain`], SQL in
+//! [`store`] (catalogue) and [`stock`] (reservations), and the settling of
+//! lapsed holds in [`lapsed`].
 
+pub mod catalogue;
 pub mod domain;
 pub mod entity;
 pub mod http;
 pub mod internal;
 pub mod lapsed;
+pub mod listing;
 pub mod search;
 pub mod seed;
 pub mod stock;

@@ -253,7 +253,7 @@ pub async fn list(
     .await
 }
 
-/// The query behind [`matches`], built but not run.
+/// The query behind [`matches()`], built but not run.
 pub fn matches_query(
     q: &str,
     matching: Matching,
