@@ -1,8 +1,11 @@
 //! The auth service: credentials, JWT access tokens, rotating refresh tokens,
 //! signing keys and revocation. Profiles and roles belong to the users service.
 //!
-//! Routes live in [`http`], rules in [`domain`] and [`rules`], SQL in [`store`].
+//! Routes live in [`http`], the use cases they call in [`accounts`]
+//! (registration, bulk logins) and [`sessions`] (sign-in, refresh, logout,
+//! password changes), rules in [`domain`] and [`rules`], SQL in [`store`].
 
+pub mod accounts;
 pub mod deletions;
 pub mod domain;
 pub mod entity;
@@ -11,6 +14,7 @@ pub mod keys;
 pub mod password;
 pub mod purge;
 pub mod rules;
+pub mod sessions;
 pub mod store;
 pub mod tokens;
 pub mod users_client;
