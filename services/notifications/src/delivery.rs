@@ -10,19 +10,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SubsecRound, Utc};
 use events::{Envelope, Event};
 use futures::future::BoxFuture;
 use platform::consumer::{Handler, Subscription};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::entity::{contact, notification};
+use crate::entity::contact;
+use crate::store;
 use crate::templates::{self, Mail};
 
 /// The subscription: every event that changes the projection or asks for mail.
@@ -65,34 +61,6 @@ impl Handler for Delivery {
     }
 }
 
-async fn upsert_contact(
-    txn: &DatabaseTransaction,
-    user_id: Uuid,
-    email: &str,
-    name: &str,
-) -> Result<(), DbErr> {
-    contact::Entity::insert(contact::ActiveModel {
-        user_id: Set(user_id),
-        email: Set(email.to_owned()),
-        name: Set(name.to_owned()),
-        deleted: Set(false),
-        updated_at: Set(Utc::now()),
-        last_mailed_at: NotSet,
-    })
-    .on_conflict(
-        OnConflict::column(contact::Column::UserId)
-            .update_columns([
-                contact::Column::Email,
-                contact::Column::Name,
-                contact::Column::UpdatedAt,
-            ])
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
-}
-
 /// What is known of a user's address when a message for them is recorded.
 enum Recipient {
     Known(contact::Model),
@@ -102,7 +70,7 @@ enum Recipient {
 }
 
 async fn contact_of(txn: &DatabaseTransaction, user_id: Uuid) -> Result<Recipient, DbErr> {
-    Ok(match contact::Entity::find_by_id(user_id).one(txn).await? {
+    Ok(match store::contact(txn, user_id).await? {
         Some(contact) if contact.deleted => Recipient::Deleted,
         Some(contact) => Recipient::Known(contact),
         None => Recipient::NotYet,
@@ -131,32 +99,12 @@ impl Recipient {
     }
 }
 
-/// Gives messages that waited for `user_id`'s address that address.
-async fn address_waiting(
-    txn: &DatabaseTransaction,
-    user_id: Uuid,
-    email: &str,
-) -> Result<(), DbErr> {
-    notification::Entity::update_many()
-        .col_expr(
-            notification::Column::Recipient,
-            Some(email.to_owned()).into(),
-        )
-        .col_expr(notification::Column::LastError, None::<String>.into())
-        .filter(notification::Column::UserId.eq(user_id))
-        .filter(notification::Column::Status.eq("pending"))
-        .filter(notification::Column::Recipient.is_null())
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
 /// Applies the event to the projection and records the message it asks for.
 async fn record(txn: &DatabaseTransaction, envelope: &Envelope) -> Result<(), DbErr> {
     let (user_id, kind, recipient, mail): (Uuid, &str, Recipient, Mail) = match &envelope.event {
         Event::UserRegistered(user) => {
-            upsert_contact(txn, user.user_id, &user.email, &user.name).await?;
-            address_waiting(txn, user.user_id, &user.email).await?;
+            store::upsert_contact(txn, user.user_id, &user.email, &user.name).await?;
+            store::address_waiting(txn, user.user_id, &user.email).await?;
             let contact = contact_of(txn, user.user_id).await?;
             (
                 user.user_id,
@@ -166,16 +114,12 @@ async fn record(txn: &DatabaseTransaction, envelope: &Envelope) -> Result<(), Db
             )
         }
         Event::UserUpdated(user) => {
-            upsert_contact(txn, user.user_id, &user.email, &user.name).await?;
-            address_waiting(txn, user.user_id, &user.email).await?;
+            store::upsert_contact(txn, user.user_id, &user.email, &user.name).await?;
+            store::address_waiting(txn, user.user_id, &user.email).await?;
             return Ok(());
         }
         Event::UserDeleted(deleted) => {
-            contact::Entity::update_many()
-                .col_expr(contact::Column::Deleted, true.into())
-                .filter(contact::Column::UserId.eq(deleted.user_id))
-                .exec(txn)
-                .await?;
+            store::mark_deleted(txn, deleted.user_id).await?;
             return Ok(());
         }
         Event::OrderCreated(order) => {
@@ -191,29 +135,17 @@ async fn record(txn: &DatabaseTransaction, envelope: &Envelope) -> Result<(), Db
         _ => return Ok(()),
     };
     let (recipient, status, why) = recipient.delivery();
-    notification::Entity::insert(notification::ActiveModel {
-        notification_id: Set(Uuid::now_v7()),
-        event_id: Set(envelope.id),
-        user_id: Set(user_id),
-        kind: Set(kind.to_owned()),
-        recipient: Set(recipient),
-        subject: Set(mail.subject),
-        body_text: Set(mail.text),
-        body_html: Set(mail.html),
-        status: Set(status.to_owned()),
-        attempts: Set(0),
-        last_error: Set(why.map(str::to_owned)),
-        created_at: Set(Utc::now().trunc_subsecs(6)),
-        sent_at: Set(None),
-        next_attempt_at: Set(Utc::now()),
-        sending_since: Set(None),
-    })
-    .on_conflict(
-        OnConflict::column(notification::Column::EventId)
-            .do_nothing()
-            .to_owned(),
+    store::insert_message(
+        txn,
+        store::NewMessage {
+            event_id: envelope.id,
+            user_id,
+            kind,
+            recipient,
+            status,
+            why,
+            mail,
+        },
     )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    .await
 }

@@ -4,18 +4,15 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use platform::auth::AuthUser;
 use platform::extract::{Json, Query};
-use platform::pagination::{
-    Direction, KeyKind, KeyValue, Page, PageRequest, SortField, after_condition,
-};
+use platform::pagination::{Direction, KeyValue, Page, PageRequest};
 use platform::{ApiError, ApiResult};
-use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::entity::notification::{self, Column, Entity as Notifications};
+use crate::entity::notification;
+use crate::store::{self, CreatedAt};
 
 /// A message as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -76,26 +73,6 @@ pub struct NotificationQuery {
     pub cursor: Option<String>,
 }
 
-/// The one order of the log: newest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CreatedAt;
-
-impl SortField for CreatedAt {
-    const ALL: &'static [Self] = &[CreatedAt];
-
-    fn name(self) -> &'static str {
-        "created_at"
-    }
-
-    fn kind(self) -> KeyKind {
-        KeyKind::Time
-    }
-}
-
-fn column(column: Column) -> SimpleExpr {
-    Expr::col((Notifications, column).into_column_ref()).into()
-}
-
 const KINDS: &[&str] = &["welcome", "order_confirmation", "order_shipped"];
 const STATUSES: &[&str] = &["pending", "sent", "failed"];
 
@@ -144,29 +121,12 @@ pub async fn list_notifications(
         None,
         &[(CreatedAt, Direction::Desc)],
     )?;
-    let mut select = Notifications::find();
-    if let Some(user_id) = user_id {
-        select = select.filter(Column::UserId.eq(user_id));
-    }
-    if let Some(kind) = kind {
-        select = select.filter(Column::Kind.eq(kind));
-    }
-    if let Some(status) = status {
-        select = select.filter(Column::Status.eq(status));
-    }
-    let keys = [
-        (column(Column::CreatedAt), Direction::Desc),
-        (column(Column::NotificationId), Direction::Desc),
-    ];
-    if let Some(after) = &page.after {
-        select = select.filter(after_condition(&keys, after));
-    }
-    let rows = select
-        .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::NotificationId)
-        .limit(page.fetch_limit())
-        .all(&state.db)
-        .await?;
+    let filter = store::MessageFilter {
+        user_id,
+        kind: kind.as_deref(),
+        status: status.as_deref(),
+    };
+    let rows = store::list(&state.db, &filter, &page).await?;
     let result = page.finish(rows, |row| {
         vec![
             KeyValue::Time(row.created_at),

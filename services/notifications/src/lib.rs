@@ -5,13 +5,14 @@
 //!
 //! Event handling lives in [`delivery`], the mails in [`templates`], the
 //! paced and fair queue in [`sending`], the mail transport in [`mailer`], the
-//! API in [`http`].
+//! API in [`http`], every SQL statement in [`store`].
 
 pub mod delivery;
 pub mod entity;
 pub mod http;
 pub mod mailer;
 pub mod sending;
+pub mod store;
 pub mod templates;
 
 use std::sync::Arc;

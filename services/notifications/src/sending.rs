@@ -13,24 +13,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    Statement, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::entity::notification;
 use crate::mailer::Mailer;
+use crate::store;
 use crate::templates::Mail;
 
 /// How often an idle sender looks for messages other replicas recorded.
 const POLL: Duration = Duration::from_secs(1);
-/// A claim older than this belongs to a sender that died mid-send: the
-/// message is sent again (it may have left; mail is at least once).
-const STALE_CLAIM: &str = "10 minutes";
 /// The longest delay between two attempts at one message.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
@@ -100,71 +94,21 @@ impl Sender {
 
     /// Takes the next slot and the message for it, or says why not.
     async fn claim(&self) -> Result<Result<notification::Model, Turn>, DbErr> {
+        let interval = self.interval.as_secs_f64();
         let txn = self.db.begin().await?;
-        // The row lock makes replicas take turns; the condition keeps the pace.
-        let slot = txn
-            .query_one(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "UPDATE mail_pace SET last_mail_at = now()
-                  WHERE last_mail_at <= now() - make_interval(secs => $1)
-                 RETURNING last_mail_at",
-                [self.interval.as_secs_f64().into()],
-            ))
-            .await?;
-        if slot.is_none() {
-            let wait = txn
-                .query_one(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT extract(epoch FROM last_mail_at + make_interval(secs => $1) - now())::float8 AS wait
-                       FROM mail_pace",
-                    [self.interval.as_secs_f64().into()],
-                ))
-                .await?
-                .and_then(|row| row.try_get::<f64>("", "wait").ok())
-                .unwrap_or(0.0);
+        if !store::claim_slot(&txn, interval).await? {
+            let wait = store::slot_wait(&txn, interval).await?;
             txn.rollback().await?;
             return Ok(Err(Turn::TooSoon(Duration::from_secs_f64(
                 wait.clamp(0.001, 60.0),
             ))));
         }
-        let next = notification::Entity::find()
-            .from_raw_sql(Statement::from_string(
-                DbBackend::Postgres,
-                format!(
-                    "SELECT n.* FROM (
-                         SELECT DISTINCT ON (user_id) *
-                           FROM notifications
-                          WHERE status = 'pending'
-                          ORDER BY user_id, created_at, notification_id
-                     ) n
-                     LEFT JOIN user_contacts c ON c.user_id = n.user_id
-                      WHERE n.recipient IS NOT NULL
-                        AND n.next_attempt_at <= now()
-                        AND (n.sending_since IS NULL
-                             OR n.sending_since < now() - interval '{STALE_CLAIM}')
-                      ORDER BY c.last_mailed_at NULLS FIRST, n.created_at, n.notification_id
-                      LIMIT 1"
-                ),
-            ))
-            .one(&txn)
-            .await?;
-        let Some(message) = next else {
+        let Some(message) = store::next_message(&txn).await? else {
             // The slot is not used: give it back.
             txn.rollback().await?;
             return Ok(Err(Turn::Idle));
         };
-        txn.execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE notifications SET sending_since = now() WHERE notification_id = $1",
-            [message.notification_id.into()],
-        ))
-        .await?;
-        txn.execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE user_contacts SET last_mailed_at = now() WHERE user_id = $1",
-            [message.user_id.into()],
-        ))
-        .await?;
+        store::mark_claimed(&txn, &message).await?;
         txn.commit().await?;
         Ok(Ok(message))
     }
@@ -190,13 +134,7 @@ impl Sender {
             .await;
         // The next slot opens an interval after the mail server answered, so
         // mail arrives at least an interval apart however long sending took.
-        let paced = self
-            .db
-            .execute_unprepared(
-                "UPDATE mail_pace SET last_mail_at = greatest(last_mail_at, clock_timestamp())",
-            )
-            .await;
-        if let Err(err) = paced {
+        if let Err(err) = store::mail_left(&self.db).await {
             tracing::warn!(%err, "could not record when the last mail left");
         }
         let attempts = message.attempts + 1;
@@ -215,23 +153,15 @@ impl Sender {
                 } else {
                     tracing::warn!(notification_id = %message.notification_id, attempts, ?delay, %error, "a mail failed; will retry");
                 }
-                self.db
-                    .execute(Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "UPDATE notifications
-                            SET attempts = $2, last_error = $3, sending_since = NULL,
-                                status = CASE WHEN $4 THEN 'failed' ELSE status END,
-                                next_attempt_at = now() + make_interval(secs => $5)
-                          WHERE notification_id = $1",
-                        [
-                            message.notification_id.into(),
-                            attempts.into(),
-                            error.into(),
-                            given_up.into(),
-                            delay.as_secs_f64().into(),
-                        ],
-                    ))
-                    .await?;
+                store::mark_failed_attempt(
+                    &self.db,
+                    message.notification_id,
+                    attempts,
+                    error,
+                    given_up,
+                    delay.as_secs_f64(),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -244,17 +174,7 @@ impl Sender {
         let mut pause = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
-            let marked = notification::Entity::update_many()
-                .col_expr(notification::Column::Status, "sent".into())
-                .col_expr(notification::Column::Attempts, attempts.into())
-                .col_expr(notification::Column::SentAt, Some(Utc::now()).into())
-                .col_expr(
-                    notification::Column::SendingSince,
-                    Option::<chrono::DateTime<Utc>>::None.into(),
-                )
-                .filter(notification::Column::NotificationId.eq(notification_id))
-                .exec(&self.db)
-                .await;
+            let marked = store::mark_sent(&self.db, notification_id, attempts).await;
             match marked {
                 Ok(_) => return Ok(()),
                 Err(err) if tokio::time::Instant::now() < deadline => {
@@ -280,14 +200,7 @@ fn retry_delay(first: Duration, attempts: i32) -> Duration {
 /// the queue with fresh attempts, for `shop mail retry-failed` once the mail
 /// server is fixed. Returns how many.
 pub async fn retry_failed(db: &DatabaseConnection) -> Result<u64, DbErr> {
-    Ok(db
-        .execute_unprepared(
-            "UPDATE notifications
-                SET status = 'pending', attempts = 0, next_attempt_at = now(), sending_since = NULL
-              WHERE status = 'failed' AND recipient IS NOT NULL",
-        )
-        .await?
-        .rows_affected())
+    store::retry_failed(db).await
 }
 
 #[cfg(test)]
