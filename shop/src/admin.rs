@@ -67,7 +67,8 @@ pub async fn create_admin(
     let outbox = Outbox::default();
     users::store::create(&users_db, &outbox, vec![(user_id, profile)])
         .await
-        .map_err(|err| anyhow::anyhow!("cannot create the admin profile: {err}"))?;
+        .map_err(|err| anyhow::anyhow!("cannot create the admin profile: {err}"))?
+        .map_err(|_| anyhow::anyhow!("the e-mail address {email} is already registered"))?;
     let hash = auth::password::Hasher::new(bcrypt_cost)
         .hash(password)
         .await?;

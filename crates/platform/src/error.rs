@@ -317,5 +317,23 @@ pub fn violated_constraint(err: &sea_orm::DbErr) -> Option<String> {
     db.constraint().map(str::to_owned)
 }
 
+/// The one way a database refusal becomes an answer: a write that broke the
+/// unique or check constraint named in `names` becomes `error()` (a 409 or
+/// 422 naming its field, say); any other database error stays a database
+/// error (a 503 while the database is away, otherwise a 500).
+pub trait OnConstraint<T> {
+    /// See the trait.
+    fn on_constraint(self, names: &[&str], error: impl FnOnce() -> ApiError) -> ApiResult<T>;
+}
+
+impl<T> OnConstraint<T> for Result<T, sea_orm::DbErr> {
+    fn on_constraint(self, names: &[&str], error: impl FnOnce() -> ApiError) -> ApiResult<T> {
+        self.map_err(|err| match violated_constraint(&err) {
+            Some(name) if names.contains(&name.as_str()) => error(),
+            _ => err.into(),
+        })
+    }
+}
+
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -4,6 +4,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use platform::auth::Role;
+use platform::error::OnConstraint;
 use platform::{ApiError, ApiResult, FieldError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -49,18 +50,14 @@ pub async fn register(state: &AppState, body: Register) -> ApiResult<(Value, Tok
         &state.db,
         vec![store::new_credential(user_id, username, hash)],
     )
-    .await;
+    .await
+    .on_constraint(&[store::USERNAME_TAKEN], username_taken);
     if let Err(err) = stored {
         // Nothing may be left behind: the profile goes again.
         if let Err(undo) = state.users.unregister(user_id).await {
             tracing::error!(%user_id, error = %undo, "could not remove the profile of a failed registration");
         }
-        return Err(
-            match platform::error::violated_constraint(&err).as_deref() {
-                Some("user_auth_username_key") => username_taken(),
-                _ => err.into(),
-            },
-        );
+        return Err(err);
     }
     let tokens = tokens::issue_pair(state, user_id, Role::Customer).await?;
     metrics::counter!("auth_registrations_total").increment(1);
@@ -152,13 +149,8 @@ pub async fn create_credentials(
     }
     store::insert_credentials(&state.db, rows)
         .await
-        .map_err(
-            |err| match platform::error::violated_constraint(&err).as_deref() {
-                Some("user_auth_username_key") | Some("user_auth_pkey") => ApiError::conflict(
-                    "a username or login was taken meanwhile; nothing was created",
-                ),
-                _ => err.into(),
-            },
-        )?;
+        .on_constraint(&[store::USERNAME_TAKEN, store::LOGIN_EXISTS], || {
+            ApiError::conflict("a username or login was taken meanwhile; nothing was created")
+        })?;
     Ok(created)
 }

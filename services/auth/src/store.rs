@@ -10,6 +10,12 @@ use uuid::Uuid;
 
 use crate::entity::{credential, refresh_token};
 
+/// The unique constraint on usernames: a registration that races another
+/// for one breaks it.
+pub const USERNAME_TAKEN: &str = "user_auth_username_key";
+/// The primary key of logins: a user that got a login meanwhile breaks it.
+pub const LOGIN_EXISTS: &str = "user_auth_pkey";
+
 /// The login named `username`, compared regardless of case.
 #[tracing::instrument(skip(db))]
 pub async fn credential_by_username(

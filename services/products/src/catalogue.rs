@@ -2,6 +2,7 @@
 //! each SKU once), one edited under optimistic locking, one deleted; every
 //! change reaches the caches before it is answered.
 
+use platform::error::OnConstraint;
 use platform::{ApiError, ApiResult, FieldError};
 use serde_json::Value;
 use uuid::Uuid;
@@ -83,13 +84,31 @@ pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec
             allowed: None,
         });
     }
-    let created = store::create(&state.db, &state.outbox, products).await?;
+    let created = store::create(&state.db, &state.outbox, products)
+        .await
+        .on_constraint(&[store::SKU_TAKEN], || skus_taken(Vec::new()))?
+        .map_err(|taken| skus_taken(taken.0))?;
     state.lists.invalidate().await;
     state
         .cache
         .put_many(&created.iter().map(cache_record).collect::<Vec<_>>())
         .await;
     Ok(created)
+}
+
+/// A 409 naming each item (index, SKU) whose SKU a live product has; none
+/// when a concurrent request took it.
+fn skus_taken(taken: Vec<(usize, String)>) -> ApiError {
+    ApiError::Conflict {
+        detail: "a SKU is already in the catalogue; nothing was created".into(),
+        errors: taken
+            .into_iter()
+            .map(|(index, sku)| {
+                FieldError::new("sku", format!("{sku} is already in use")).at(index)
+            })
+            .collect(),
+        allowed: None,
+    }
 }
 
 /// Applies `patch` to product `id` if it is still at version `expected`.
@@ -145,7 +164,14 @@ pub async fn update(
             "name at least one field to change",
         ));
     }
-    match store::update(&state.db, &state.outbox, id, expected, changes).await? {
+    let updated = store::update(&state.db, &state.outbox, id, expected, changes)
+        .await
+        .on_constraint(&[store::SKU_TAKEN], || ApiError::Conflict {
+            detail: "that SKU is already in use".into(),
+            errors: vec![FieldError::new("sku", "is already in use")],
+            allowed: None,
+        })?;
+    match updated {
         Ok(updated) => {
             state.lists.invalidate().await;
             let record = cache_record(&updated);

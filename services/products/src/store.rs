@@ -4,10 +4,8 @@ use chrono::{SubsecRound, Utc};
 use events::{Envelope, Event, ProductUpdated};
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{BoxStream, TryStreamExt};
-use platform::error::violated_constraint;
 use platform::outbox::Outbox;
 use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
-use platform::{ApiError, FieldError};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -353,22 +351,21 @@ pub fn updated_event(model: &Model) -> Envelope {
     )
 }
 
-fn sku_conflict(errors: Vec<FieldError>) -> ApiError {
-    ApiError::Conflict {
-        detail: "a SKU is already in the catalogue; nothing was created".into(),
-        errors,
-        allowed: None,
-    }
-}
+/// The unique constraint on SKUs: a write that races another for one breaks it.
+pub const SKU_TAKEN: &str = "products_sku_key";
 
-/// Creates every product in one transaction with its event, or none: a SKU
-/// already in use is a 409 naming each item that has one.
+/// The items of a creation whose SKU a live product has, by index, with the SKU.
+#[derive(Debug)]
+pub struct SkusTaken(pub Vec<(usize, String)>);
+
+/// Creates every product in one transaction with its event, or none. A race
+/// for a SKU ends in a violation of [`SKU_TAKEN`].
 #[tracing::instrument(skip_all, fields(count = products.len()))]
 pub async fn create(
     db: &DatabaseConnection,
     outbox: &Outbox,
     products: Vec<NewProduct>,
-) -> Result<Vec<Model>, ApiError> {
+) -> Result<Result<Vec<Model>, SkusTaken>, DbErr> {
     let now = Utc::now().trunc_subsecs(6);
     let models: Vec<Model> = products
         .into_iter()
@@ -400,32 +397,25 @@ pub async fn create(
         .all(&txn)
         .await?;
     if !taken.is_empty() {
-        let errors = skus
-            .iter()
+        let taken = skus
+            .into_iter()
             .enumerate()
             .filter(|(_, sku)| taken.contains(sku))
-            .map(|(i, sku)| FieldError::new("sku", format!("{sku} is already in use")).at(i))
             .collect();
-        return Err(sku_conflict(errors));
+        return Ok(Err(SkusTaken(taken)));
     }
     let rows = models
         .iter()
         .cloned()
         .map(IntoActiveModel::into_active_model);
-    if let Err(err) = Products::insert_many(rows)
+    Products::insert_many(rows)
         .exec_without_returning(&txn)
-        .await
-    {
-        return Err(match violated_constraint(&err).as_deref() {
-            Some("products_sku_key") => sku_conflict(Vec::new()),
-            _ => err.into(),
-        });
-    }
+        .await?;
     let events: Vec<Envelope> = models.iter().map(updated_event).collect();
     outbox.enqueue(&txn, &events).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(models)
+    Ok(Ok(models))
 }
 
 /// Why an update did not happen.
@@ -440,7 +430,8 @@ pub enum UpdateRefused {
     },
 }
 
-/// Applies `changes` if the product is still at `expected` version.
+/// Applies `changes` if the product is still at `expected` version. A SKU
+/// taken meanwhile ends in a violation of [`SKU_TAKEN`].
 #[tracing::instrument(skip(db, outbox))]
 pub async fn update(
     db: &DatabaseConnection,
@@ -448,7 +439,7 @@ pub async fn update(
     id: Uuid,
     expected: i32,
     changes: ProductChanges,
-) -> Result<Result<Model, UpdateRefused>, ApiError> {
+) -> Result<Result<Model, UpdateRefused>, DbErr> {
     let txn = db.begin().await?;
     let Some(current) = Products::find_by_id(id)
         .filter(Column::DeletedAt.is_null())
@@ -494,17 +485,7 @@ pub async fn update(
     }
     row.version = Set(version);
     row.updated_at = Set(Utc::now().trunc_subsecs(6));
-    let updated = match Products::update(row).exec(&txn).await {
-        Ok(updated) => updated,
-        Err(err) if violated_constraint(&err).as_deref() == Some("products_sku_key") => {
-            return Err(ApiError::Conflict {
-                detail: "that SKU is already in use".into(),
-                errors: vec![FieldError::new("sku", "is already in use")],
-                allowed: None,
-            });
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let updated = Products::update(row).exec(&txn).await?;
     outbox.enqueue(&txn, &[updated_event(&updated)]).await?;
     txn.commit().await?;
     outbox.notify();
@@ -517,7 +498,7 @@ pub async fn delete(
     db: &DatabaseConnection,
     outbox: &Outbox,
     id: Uuid,
-) -> Result<Option<Model>, ApiError> {
+) -> Result<Option<Model>, DbErr> {
     let txn = db.begin().await?;
     let Some(current) = Products::find_by_id(id)
         .filter(Column::DeletedAt.is_null())

@@ -219,32 +219,56 @@ pub fn may_update(
 }
 
 /// Deletion is all or nothing: every id must exist and none may be an admin.
-pub fn check_deletable(requested: &[Uuid], found: &[(Uuid, Role)]) -> Result<(), ApiError> {
-    let unknown: Vec<String> = requested
+pub fn check_deletable(requested: &[Uuid], found: &[(Uuid, Role)]) -> Result<(), DeleteRefused> {
+    let unknown: Vec<Uuid> = requested
         .iter()
         .filter(|id| !found.iter().any(|(found, _)| found == *id))
-        .map(Uuid::to_string)
+        .copied()
         .collect();
     if !unknown.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no user with id {}; nothing was deleted",
-            unknown.join(", ")
-        )));
+        return Err(DeleteRefused::Unknown(unknown));
     }
-    let admins: Vec<FieldError> = requested
+    let admins: Vec<(usize, Uuid)> = requested
         .iter()
         .enumerate()
         .filter(|(_, id)| found.contains(&(**id, Role::Admin)))
-        .map(|(index, id)| FieldError::new("id", format!("{id} is an admin")).at(index))
+        .map(|(index, id)| (index, *id))
         .collect();
     if !admins.is_empty() {
-        return Err(ApiError::Conflict {
-            detail: "admins cannot be deleted; nothing was deleted".into(),
-            errors: admins,
-            allowed: None,
-        });
+        return Err(DeleteRefused::Admins(admins));
     }
     Ok(())
+}
+
+/// Why a deletion deleted nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteRefused {
+    /// These ids name no user.
+    Unknown(Vec<Uuid>),
+    /// These (index in the request, id) are admins.
+    Admins(Vec<(usize, Uuid)>),
+}
+
+impl From<DeleteRefused> for ApiError {
+    fn from(refused: DeleteRefused) -> Self {
+        match refused {
+            DeleteRefused::Unknown(ids) => {
+                let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+                ApiError::NotFound(format!(
+                    "no user with id {}; nothing was deleted",
+                    ids.join(", ")
+                ))
+            }
+            DeleteRefused::Admins(admins) => ApiError::Conflict {
+                detail: "admins cannot be deleted; nothing was deleted".into(),
+                errors: admins
+                    .into_iter()
+                    .map(|(index, id)| FieldError::new("id", format!("{id} is an admin")).at(index))
+                    .collect(),
+                allowed: None,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -325,14 +349,14 @@ mod tests {
     #[test]
     fn deleting_refuses_unknown_ids_and_admins() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        assert!(matches!(
+        assert_eq!(
             check_deletable(&[a, b], &[(a, Role::Customer)]),
-            Err(ApiError::NotFound(_))
-        ));
-        assert!(matches!(
+            Err(DeleteRefused::Unknown(vec![b]))
+        );
+        assert_eq!(
             check_deletable(&[a, b], &[(a, Role::Customer), (b, Role::Admin)]),
-            Err(ApiError::Conflict { .. })
-        ));
+            Err(DeleteRefused::Admins(vec![(1, b)]))
+        );
         assert!(check_deletable(&[a], &[(a, Role::Support)]).is_ok());
     }
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use platform::auth::{Admin, AuthUser, Role, Staff};
 use platform::bulk::{Batch, parse_ids};
+use platform::error::OnConstraint;
 use platform::extract::{BulkJson, Json, Path, Query};
 use platform::pagination::{Direction, Page, PageRequest};
 use platform::{ApiError, ApiResult, FieldError};
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::{self, Address, NewProfile, ProfileChanges, RawProfile};
 use crate::entity::Model;
-use crate::store::{self, UserFilter, UserSort};
+use crate::store::{self, UpdateRefused, UserFilter, UserSort};
 
 /// A user profile as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -246,11 +247,38 @@ pub async fn create_users(
         });
     }
     let profiles = profiles.into_iter().map(|p| (Uuid::now_v7(), p)).collect();
-    let created = store::create(&state.db, &state.outbox, profiles).await?;
+    let created = store::create(&state.db, &state.outbox, profiles)
+        .await
+        .on_constraint(&[store::EMAIL_TAKEN], || emails_taken(Vec::new()))?
+        .map_err(|taken| emails_taken(taken.0))?;
     Ok((
         StatusCode::CREATED,
         Json(created.into_iter().map(User::from).collect()),
     ))
+}
+
+/// A 409 naming each item (index, address) whose address is registered
+/// already; none when a concurrent request took it.
+fn emails_taken(taken: Vec<(usize, String)>) -> ApiError {
+    ApiError::Conflict {
+        detail: "an e-mail address is already registered; nothing was created".into(),
+        errors: taken
+            .into_iter()
+            .map(|(index, email)| {
+                FieldError::new("email", format!("{email} is already registered")).at(index)
+            })
+            .collect(),
+        allowed: None,
+    }
+}
+
+/// A 409 for one profile whose address is registered already.
+pub(crate) fn email_taken() -> ApiError {
+    ApiError::Conflict {
+        detail: "that e-mail address is already registered".into(),
+        errors: vec![FieldError::new("email", "is already registered")],
+        allowed: None,
+    }
 }
 
 /// Every item whose e-mail an earlier item of the same batch already has.
@@ -367,8 +395,16 @@ pub async fn update_user(
     .map_err(ApiError::validation)?;
     domain::may_update(&caller, id, &changes)?;
     let updated = store::update(&state.db, &state.outbox, id, changes)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no user with id {id}")))?;
+        .await
+        .on_constraint(&[store::EMAIL_TAKEN], email_taken)?
+        .map_err(|refused| match refused {
+            UpdateRefused::NotFound => ApiError::NotFound(format!("no user with id {id}")),
+            UpdateRefused::LastAdmin => ApiError::Conflict {
+                detail: "this is the last admin; make another admin first".into(),
+                errors: vec![FieldError::new("role", "would leave no admin")],
+                allowed: None,
+            },
+        })?;
     if updated.role_changed {
         // A token never carries a role its user no longer has.
         state.revoke_tokens(&[id]).await;
@@ -394,7 +430,7 @@ pub async fn delete_user(
     _: Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    store::delete(&state.db, &state.outbox, &[id]).await?;
+    store::delete(&state.db, &state.outbox, &[id]).await??;
     state.revoke_tokens(&[id]).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -428,7 +464,7 @@ pub async fn delete_users(
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("`ids` is required".into()))?;
     let ids = parse_ids(raw)?;
-    store::delete(&state.db, &state.outbox, &ids).await?;
+    store::delete(&state.db, &state.outbox, &ids).await??;
     state.revoke_tokens(&ids).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use platform::bulk::{Batch, parse_ids};
+use platform::error::OnConstraint;
 use platform::extract::{Json, Path, Query};
 use platform::internal::InternalCaller;
 use platform::{ApiError, ApiResult};
@@ -13,7 +14,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::{Address, NewProfile, RawProfile};
-use crate::http::User;
+use crate::http::{User, email_taken};
 use crate::store;
 
 /// A self-registered profile; the id comes from the caller.
@@ -46,21 +47,15 @@ pub async fn register(
         role: None,
     })
     .map_err(ApiError::validation)?;
+    // A single registration: the index of a bulk body means nothing here.
     let mut created = store::create(
         &state.db,
         &state.outbox,
         vec![(registration.user_id, profile)],
     )
     .await
-    .map_err(|err| match err {
-        // A single registration: the index of a bulk body means nothing here.
-        ApiError::Conflict { .. } => ApiError::Conflict {
-            detail: "that e-mail address is already registered".into(),
-            errors: vec![platform::FieldError::new("email", "is already registered")],
-            allowed: None,
-        },
-        other => other,
-    })?;
+    .on_constraint(&[store::EMAIL_TAKEN], email_taken)?
+    .map_err(|_| email_taken())?;
     let user = created
         .pop()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("insert returned no row")))?;

@@ -3,10 +3,8 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use events::{Envelope, Event, UserDeleted, UserProfile};
 use platform::auth::Role;
-use platform::error::violated_constraint;
 use platform::outbox::Outbox;
 use platform::pagination::{Direction, KeyKind, PageRequest, SortField, after_condition};
-use platform::{ApiError, FieldError};
 use sea_orm::sea_query::extension::postgres::PgExpr;
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
@@ -16,7 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domain::{NewProfile, ProfileChanges};
+use crate::domain::{DeleteRefused, NewProfile, ProfileChanges};
 use crate::entity::{self, Column, Entity as Users, Model};
 
 /// The service name events carry as their source.
@@ -198,22 +196,23 @@ fn profile_event(model: &Model) -> UserProfile {
     }
 }
 
-fn duplicate_email_conflict(indexes: Vec<FieldError>) -> ApiError {
-    ApiError::Conflict {
-        detail: "an e-mail address is already registered; nothing was created".into(),
-        errors: indexes,
-        allowed: None,
-    }
-}
+/// The unique constraint on e-mail addresses: a write that races another
+/// for one address breaks it.
+pub const EMAIL_TAKEN: &str = "users_email_key";
+
+/// The items of a creation whose e-mail address is already registered, by
+/// index, with the address.
+#[derive(Debug)]
+pub struct EmailsTaken(pub Vec<(usize, String)>);
 
 /// Creates every profile in one transaction with its `user.registered` event,
-/// or none: a taken e-mail is a 409 naming each item that has one.
+/// or none. A race for an address ends in a violation of [`EMAIL_TAKEN`].
 #[tracing::instrument(skip_all, fields(count = profiles.len()))]
 pub async fn create(
     db: &DatabaseConnection,
     outbox: &Outbox,
     profiles: Vec<(Uuid, NewProfile)>,
-) -> Result<Vec<Model>, ApiError> {
+) -> Result<Result<Vec<Model>, EmailsTaken>, DbErr> {
     let emails: Vec<String> = profiles.iter().map(|(_, p)| p.email.clone()).collect();
     // Postgres keeps microseconds; answer with what a later read will return.
     let now = Utc::now().trunc_subsecs(6);
@@ -240,25 +239,17 @@ pub async fn create(
     let txn = db.begin().await?;
     let taken = taken_emails(&txn, &emails).await?;
     if !taken.is_empty() {
-        let errors = emails
-            .iter()
+        let taken = emails
+            .into_iter()
             .enumerate()
             .filter(|(_, email)| taken.contains(email))
-            .map(|(index, email)| {
-                FieldError::new("email", format!("{email} is already registered")).at(index)
-            })
             .collect();
-        return Err(duplicate_email_conflict(errors));
+        return Ok(Err(EmailsTaken(taken)));
     }
     let rows = models.iter().cloned().map(|m| m.into_active_model());
-    let inserted = Users::insert_many(rows).exec_without_returning(&txn).await;
-    if let Err(err) = inserted {
-        // Another request took one of the addresses since the check above.
-        return Err(match violated_constraint(&err).as_deref() {
-            Some("users_email_key") => duplicate_email_conflict(Vec::new()),
-            _ => err.into(),
-        });
-    }
+    Users::insert_many(rows)
+        .exec_without_returning(&txn)
+        .await?;
     let envelopes: Vec<Envelope> = models
         .iter()
         .map(|m| Envelope::new(SOURCE, Event::UserRegistered(profile_event(m))))
@@ -266,17 +257,27 @@ pub async fn create(
     outbox.enqueue(&txn, &envelopes).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(models)
+    Ok(Ok(models))
 }
 
-/// Applies `changes` to user `id` with its `user.updated` event; `None` when there is no such user.
+/// Why an update changed nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UpdateRefused {
+    /// There is no such user.
+    NotFound,
+    /// It would demote the last admin.
+    LastAdmin,
+}
+
+/// Applies `changes` to user `id` with its `user.updated` event. An address
+/// taken meanwhile ends in a violation of [`EMAIL_TAKEN`].
 #[tracing::instrument(skip(db, outbox))]
 pub async fn update(
     db: &DatabaseConnection,
     outbox: &Outbox,
     id: Uuid,
     changes: ProfileChanges,
-) -> Result<Option<Updated>, ApiError> {
+) -> Result<Result<Updated, UpdateRefused>, DbErr> {
     let txn = db.begin().await?;
     if changes.role.is_some() {
         // Role changes queue one behind another, so two admins demoting each
@@ -288,7 +289,7 @@ pub async fn update(
         .await?;
     }
     let Some(current) = Users::find_by_id(id).lock_exclusive().one(&txn).await? else {
-        return Ok(None);
+        return Ok(Err(UpdateRefused::NotFound));
     };
     let role_changed = changes
         .role
@@ -300,11 +301,7 @@ pub async fn update(
             .count(&txn)
             .await?;
         if other_admins == 0 {
-            return Err(ApiError::Conflict {
-                detail: "this is the last admin; make another admin first".into(),
-                errors: vec![FieldError::new("role", "would leave no admin")],
-                allowed: None,
-            });
+            return Ok(Err(UpdateRefused::LastAdmin));
         }
     }
     let mut row = current.into_active_model();
@@ -328,22 +325,12 @@ pub async fn update(
         row.role = Set(role.as_str().to_owned());
     }
     row.updated_at = Set(Utc::now().trunc_subsecs(6));
-    let updated = match Users::update(row).exec(&txn).await {
-        Ok(updated) => updated,
-        Err(err) if violated_constraint(&err).as_deref() == Some("users_email_key") => {
-            return Err(ApiError::Conflict {
-                detail: "that e-mail address is already registered".into(),
-                errors: vec![FieldError::new("email", "is already registered")],
-                allowed: None,
-            });
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let updated = Users::update(row).exec(&txn).await?;
     let event = Envelope::new(SOURCE, Event::UserUpdated(profile_event(&updated)));
     outbox.enqueue(&txn, &[event]).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(Some(Updated {
+    Ok(Ok(Updated {
         user: updated,
         role_changed,
     }))
@@ -364,7 +351,7 @@ pub async fn delete(
     db: &DatabaseConnection,
     outbox: &Outbox,
     ids: &[Uuid],
-) -> Result<(), ApiError> {
+) -> Result<Result<(), DeleteRefused>, DbErr> {
     let txn = db.begin().await?;
     let found: Vec<(Uuid, String)> = Users::find()
         .select_only()
@@ -379,11 +366,13 @@ pub async fn delete(
         .into_iter()
         .map(|(id, role)| (id, Role::parse(&role).unwrap_or(Role::Customer)))
         .collect();
-    crate::domain::check_deletable(ids, &found)?;
+    if let Err(refused) = crate::domain::check_deletable(ids, &found) {
+        return Ok(Err(refused));
+    }
     delete_rows(&txn, outbox, ids).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Deletes `id` whatever its role: for undoing a creation that could not be completed.
@@ -392,7 +381,7 @@ pub async fn delete_unchecked(
     db: &DatabaseConnection,
     outbox: &Outbox,
     id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), DbErr> {
     let txn = db.begin().await?;
     delete_rows(&txn, outbox, &[id]).await?;
     txn.commit().await?;
@@ -404,7 +393,7 @@ async fn delete_rows(
     txn: &sea_orm::DatabaseTransaction,
     outbox: &Outbox,
     ids: &[Uuid],
-) -> Result<(), ApiError> {
+) -> Result<(), DbErr> {
     Users::delete_many()
         .filter(Condition::all().add(Column::UserId.is_in(ids.iter().copied())))
         .exec(txn)
