@@ -123,11 +123,23 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
-/// The API routes with their state, and the OpenAPI document that describes them.
-pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The public routes, and the OpenAPI document that describes them.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(http::list_notifications))
         .split_for_parts();
+    platform::openapi::complete_problem_responses(&mut openapi);
+    (router, openapi)
+}
+
+/// The service's OpenAPI document, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The API routes with their state, and the OpenAPI document that describes them.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = api();
     (router.with_state(state), openapi)
 }
 

@@ -114,9 +114,9 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
-/// The API routes with their state, and the OpenAPI document that describes them.
-pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The public routes, and the OpenAPI document that describes them.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(
             http::create_orders,
             http::list_orders,
@@ -125,6 +125,18 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(http::get_order, http::update_order))
         .routes(routes!(http::user_orders))
         .split_for_parts();
+    platform::openapi::complete_problem_responses(&mut openapi);
+    (router, openapi)
+}
+
+/// The service's OpenAPI document, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The API routes with their state, and the OpenAPI document that describes them.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = api();
     let internal = Router::new().route(
         "/internal/reservations/lapsed",
         axum::routing::post(holds::lapsed),

@@ -1,6 +1,7 @@
 //! The `shop` binary as an orchestrator and a container run it.
 
 mod graceful;
+mod openapi;
 mod probe;
 mod secrets_in_logs;
 mod slow_clients;
