@@ -17,6 +17,17 @@ impl Modify for BearerAuth {
     }
 }
 
+/// A service's public routes apart from their document, the document
+/// completed with [`complete_problem_responses`].
+pub fn split<S>(routes: utoipa_axum::router::OpenApiRouter<S>) -> (axum::Router<S>, OpenApi)
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let (router, mut openapi) = routes.split_for_parts();
+    complete_problem_responses(&mut openapi);
+    (router, openapi)
+}
+
 /// The media type of every problem answer.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

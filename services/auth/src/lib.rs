@@ -145,19 +145,18 @@ struct ApiDoc;
 
 /// The public routes, and the OpenAPI document that describes them.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(http::register))
-        .routes(routes!(http::login))
-        .routes(routes!(http::refresh))
-        .routes(routes!(http::logout))
-        .routes(routes!(http::logout_all))
-        .routes(routes!(http::change_password))
-        .routes(routes!(http::me))
-        .routes(routes!(http::create_credentials))
-        .routes(routes!(http::jwks))
-        .split_for_parts();
-    platform::openapi::complete_problem_responses(&mut openapi);
-    (router, openapi)
+    platform::openapi::split(
+        OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .routes(routes!(http::register))
+            .routes(routes!(http::login))
+            .routes(routes!(http::refresh))
+            .routes(routes!(http::logout))
+            .routes(routes!(http::logout_all))
+            .routes(routes!(http::change_password))
+            .routes(routes!(http::me))
+            .routes(routes!(http::create_credentials))
+            .routes(routes!(http::jwks)),
+    )
 }
 
 /// The service's OpenAPI document, as `/openapi.json` serves it.

@@ -125,11 +125,9 @@ struct ApiDoc;
 
 /// The public routes, and the OpenAPI document that describes them.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(http::list_notifications))
-        .split_for_parts();
-    platform::openapi::complete_problem_responses(&mut openapi);
-    (router, openapi)
+    platform::openapi::split(
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(http::list_notifications)),
+    )
 }
 
 /// The service's OpenAPI document, as `/openapi.json` serves it.

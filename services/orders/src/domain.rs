@@ -7,19 +7,37 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Where an order is in its life: `created` (stock held) -> `paid` ->
+/// `shipped` -> `delivered`, or `cancelled` from `created` or `paid`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    sea_orm::EnumIter,
+    sea_orm::DeriveActiveEnum,
+)]
 #[serde(rename_all = "lowercase")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum Status {
     /// Placed; stock reserved.
+    #[sea_orm(string_value = "created")]
     Created,
     /// Paid.
+    #[sea_orm(string_value = "paid")]
     Paid,
     /// Handed to the carrier.
+    #[sea_orm(string_value = "shipped")]
     Shipped,
     /// Arrived.
+    #[sea_orm(string_value = "delivered")]
     Delivered,
     /// Cancelled; its stock went back.
+    #[sea_orm(string_value = "cancelled")]
     Cancelled,
 }
 
@@ -32,18 +50,6 @@ impl Status {
             Status::Shipped => "shipped",
             Status::Delivered => "delivered",
             Status::Cancelled => "cancelled",
-        }
-    }
-
-    /// Parses a status name.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "created" => Some(Status::Created),
-            "paid" => Some(Status::Paid),
-            "shipped" => Some(Status::Shipped),
-            "delivered" => Some(Status::Delivered),
-            "cancelled" => Some(Status::Cancelled),
-            _ => None,
         }
     }
 

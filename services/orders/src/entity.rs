@@ -13,8 +13,8 @@ pub mod order {
         pub order_id: Uuid,
         /// Whose order it is.
         pub user_id: Uuid,
-        /// `created`, `paid`, `shipped`, `delivered` or `cancelled`.
-        pub status: String,
+        /// Where it is in its life.
+        pub status: crate::domain::Status,
         /// Sum of the lines.
         pub total_cents: i64,
         /// ISO 4217 currency of every line.

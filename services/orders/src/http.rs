@@ -43,7 +43,7 @@ pub struct Order {
     /// Whose it is.
     pub user_id: Uuid,
     /// `created`, `paid`, `shipped`, `delivered` or `cancelled`.
-    pub status: String,
+    pub status: Status,
     /// The lines, with names and prices copied from the catalogue.
     pub items: Vec<OrderItem>,
     /// Sum of the lines.
@@ -217,8 +217,8 @@ pub async fn create_orders(
 pub struct OrderQuery {
     /// Comma-separated ids for a bulk read (up to 100); not combinable with filters.
     pub ids: Option<String>,
-    /// `created`, `paid`, `shipped`, `delivered` or `cancelled`.
-    pub status: Option<String>,
+    /// Only orders in this status.
+    pub status: Option<Status>,
     /// Only this user's orders (customers always see only their own).
     pub user_id: Option<Uuid>,
     /// Placed at or after (RFC 3339).

@@ -116,17 +116,16 @@ struct ApiDoc;
 
 /// The public routes, and the OpenAPI document that describes them.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(
-            http::create_orders,
-            http::list_orders,
-            http::update_orders
-        ))
-        .routes(routes!(http::get_order, http::update_order))
-        .routes(routes!(http::user_orders))
-        .split_for_parts();
-    platform::openapi::complete_problem_responses(&mut openapi);
-    (router, openapi)
+    platform::openapi::split(
+        OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .routes(routes!(
+                http::create_orders,
+                http::list_orders,
+                http::update_orders
+            ))
+            .routes(routes!(http::get_order, http::update_order))
+            .routes(routes!(http::user_orders)),
+    )
 }
 
 /// The service's OpenAPI document, as `/openapi.json` serves it.

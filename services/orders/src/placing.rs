@@ -148,7 +148,7 @@ pub async fn place(
             order: order::Model {
                 order_id,
                 user_id: placement.user_id,
-                status: Status::Created.as_str().to_owned(),
+                status: Status::Created,
                 total_cents,
                 currency: currencies.first().copied().unwrap_or("EUR").to_owned(),
                 shipping_address: placement

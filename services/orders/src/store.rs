@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::domain::Status;
 use crate::entity::order::{self, Column, Entity as Orders};
 use crate::entity::order_item;
 
@@ -77,7 +78,7 @@ pub struct OrderFilter {
     /// Only this user's orders.
     pub user_id: Option<Uuid>,
     /// Only orders in this status.
-    pub status: Option<String>,
+    pub status: Option<Status>,
     /// Placed at or after.
     pub created_after: Option<DateTime<Utc>>,
     /// Placed before.
@@ -132,7 +133,7 @@ pub async fn list(
         query = query.filter(Column::UserId.eq(user_id));
     }
     if let Some(status) = &filter.status {
-        query = query.filter(Column::Status.eq(status.as_str()));
+        query = query.filter(Column::Status.eq(*status));
     }
     if let Some(after) = filter.created_after {
         query = query.filter(Column::CreatedAt.gte(after));
@@ -233,14 +234,14 @@ pub fn created_event(stored: &Stored) -> Envelope {
 }
 
 /// The event announcing a status change.
-pub fn status_event(order: &order::Model, from: &str) -> Envelope {
+pub fn status_event(order: &order::Model, from: Status) -> Envelope {
     Envelope::new(
         SOURCE,
         Event::OrderStatusChanged(OrderStatusChanged {
             order_id: order.order_id,
             user_id: order.user_id,
-            from: from.to_owned(),
-            to: order.status.clone(),
+            from: from.as_str().to_owned(),
+            to: order.status.as_str().to_owned(),
             version: order.version,
         }),
     )
@@ -294,14 +295,14 @@ pub fn inserts(orders: &[Stored]) -> Vec<Statement> {
 pub async fn set_status<C: ConnectionTrait>(
     db: &C,
     order: &order::Model,
-    status: &str,
+    status: Status,
 ) -> Result<order::Model, DbErr> {
     let mut updated = order.clone();
-    updated.status = status.to_owned();
+    updated.status = status;
     updated.version += 1;
     updated.updated_at = Utc::now().trunc_subsecs(6);
     Orders::update_many()
-        .col_expr(Column::Status, Expr::value(status))
+        .col_expr(Column::Status, Expr::value(status.as_str()))
         .col_expr(Column::Version, Expr::value(updated.version))
         .col_expr(Column::UpdatedAt, Expr::value(updated.updated_at))
         .filter(Column::OrderId.eq(order.order_id))

@@ -49,7 +49,7 @@ pub async fn change_statuses(
             ));
             continue;
         }
-        let from = Status::parse(&stored.order.status).unwrap_or(Status::Created);
+        let from = stored.order.status;
         if let Err(err) = domain::check_move(caller, stored.order.user_id, from, change.status) {
             failures.push((index, err));
         }
@@ -89,8 +89,8 @@ pub(crate) async fn move_orders(
     let mut releases = Vec::new();
     let mut events = Vec::new();
     for (stored, to) in moves {
-        let updated = store::set_status(&txn, &stored.order, to.as_str()).await?;
-        events.push(store::status_event(&updated, &stored.order.status));
+        let updated = store::set_status(&txn, &stored.order, *to).await?;
+        events.push(store::status_event(&updated, stored.order.status));
         if *to == Status::Cancelled {
             let lines: Vec<Line> = stored
                 .items

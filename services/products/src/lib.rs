@@ -132,16 +132,15 @@ struct ApiDoc;
 
 /// The public routes, and the OpenAPI document that describes them.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(http::create_products, http::list_products))
-        .routes(routes!(
-            http::get_product,
-            http::update_product,
-            http::delete_product
-        ))
-        .split_for_parts();
-    platform::openapi::complete_problem_responses(&mut openapi);
-    (router, openapi)
+    platform::openapi::split(
+        OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .routes(routes!(http::create_products, http::list_products))
+            .routes(routes!(
+                http::get_product,
+                http::update_product,
+                http::delete_product
+            )),
+    )
 }
 
 /// The service's OpenAPI document, as `/openapi.json` serves it.

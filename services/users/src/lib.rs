@@ -78,20 +78,19 @@ struct ApiDoc;
 
 /// The public routes, and the OpenAPI document that describes them.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(
-            http::create_users,
-            http::list_users,
-            http::delete_users
-        ))
-        .routes(routes!(
-            http::get_user,
-            http::update_user,
-            http::delete_user
-        ))
-        .split_for_parts();
-    platform::openapi::complete_problem_responses(&mut openapi);
-    (router, openapi)
+    platform::openapi::split(
+        OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .routes(routes!(
+                http::create_users,
+                http::list_users,
+                http::delete_users
+            ))
+            .routes(routes!(
+                http::get_user,
+                http::update_user,
+                http::delete_user
+            )),
+    )
 }
 
 /// The service's OpenAPI document, as `/openapi.json` serves it.
