@@ -10,6 +10,7 @@ pub mod cache;
 pub mod client_address;
 pub mod consumer;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod extract;
 pub mod http;

@@ -169,7 +169,7 @@ impl UserQuery {
         let email = match self.email.as_deref() {
             None => None,
             Some(raw) => Some(
-                domain::parse_email(raw)
+                domain::Email::parse(raw)
                     .map_err(|message| ApiError::BadRequest(format!("`email` {message}")))?,
             ),
         };

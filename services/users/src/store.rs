@@ -76,7 +76,7 @@ pub struct UserFilter {
     /// Case-insensitive substring of the name.
     pub name: Option<String>,
     /// Exact (lower-cased) e-mail.
-    pub email: Option<String>,
+    pub email: Option<crate::domain::Email>,
     /// Role.
     pub role: Option<Role>,
     /// Country code of the address.
@@ -213,7 +213,10 @@ pub async fn create(
     outbox: &Outbox,
     profiles: Vec<(Uuid, NewProfile)>,
 ) -> Result<Result<Vec<Model>, EmailsTaken>, DbErr> {
-    let emails: Vec<String> = profiles.iter().map(|(_, p)| p.email.clone()).collect();
+    let emails: Vec<String> = profiles
+        .iter()
+        .map(|(_, p)| p.email.as_str().to_owned())
+        .collect();
     // Postgres keeps microseconds; answer with what a later read will return.
     let now = Utc::now().trunc_subsecs(6);
     let models: Vec<Model> = profiles
@@ -223,7 +226,7 @@ pub async fn create(
             Model {
                 user_id,
                 name: profile.name,
-                email: profile.email,
+                email: profile.email.into_string(),
                 phone: profile.phone,
                 address_line1: address.as_ref().map(|a| a.line1.clone()),
                 address_line2: address.as_ref().and_then(|a| a.line2.clone()),
@@ -309,7 +312,7 @@ pub async fn update(
         row.name = Set(name);
     }
     if let Some(email) = changes.email {
-        row.email = Set(email);
+        row.email = Set(email.into_string());
     }
     if let Some(phone) = changes.phone {
         row.phone = Set(Some(phone));
