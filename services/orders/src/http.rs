@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::{self, Line, Status};
-use crate::idempotency::{self, Claim};
+use crate::idempotency::{self, Claim, IdempotencyKey};
 use crate::store::{self, OrderFilter, Stored};
 use crate::{listing, placing, transitions};
 
@@ -123,21 +123,6 @@ pub struct SingleStatusChange {
     pub version: Option<i32>,
 }
 
-fn parse_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(raw) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = raw
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| (1..=255).contains(&k.len()))
-        .ok_or_else(|| {
-            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible characters".into())
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
 /// Place orders (bulk, all or nothing).
 #[utoipa::path(
     post, path = "/orders", tag = "orders",
@@ -159,7 +144,7 @@ pub async fn create_orders(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
-    let key = parse_key(&headers)?;
+    let key = IdempotencyKey::from_headers(&headers)?;
     let fingerprint = idempotency::fingerprint(&body);
     let requested: Vec<NewOrder> = bulk_items(body)?;
     let mut placements = placing::check_orders(&caller, requested)?;
@@ -167,7 +152,9 @@ pub async fn create_orders(
     let mut claim_id = None;
     if let Some(key) = &key {
         let lease = state.idempotency_lease;
-        match idempotency::claim(&state.db, caller.user_id, key, &fingerprint, lease).await? {
+        match idempotency::claim(&state.db, caller.user_id, key.as_str(), &fingerprint, lease)
+            .await?
+        {
             Claim::Fresh(id) => claim_id = Some(id),
             Claim::Replay { status, body } => {
                 let mut response = (
@@ -199,7 +186,7 @@ pub async fn create_orders(
             }
         }
     }
-    let claim = key.as_deref().zip(claim_id);
+    let claim = key.as_ref().map(IdempotencyKey::as_str).zip(claim_id);
     let placed = placing::place(&state, &caller, &mut placements, claim).await;
     if placed.is_err()
         && let Some((key, claim_id)) = claim

@@ -11,6 +11,9 @@
 
 use std::time::Duration;
 
+use axum::http::HeaderMap;
+use platform::ApiError;
+
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -21,6 +24,32 @@ const RETENTION: &str = "24 hours";
 
 /// The SQLSTATE a completion fails with when its claim was taken over.
 pub const CLAIM_LOST: &str = "SHIK1";
+
+/// An `Idempotency-Key` header's value: 1 to 255 visible characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The key `headers` carry, if any; a malformed one is a 400.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
+        let Some(raw) = headers.get("idempotency-key") else {
+            return Ok(None);
+        };
+        raw.to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|key| (1..=255).contains(&key.len()))
+            .map(|key| Some(Self(key.to_owned())))
+            .ok_or_else(|| {
+                ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible characters".into())
+            })
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// What a key says about a request.
 #[derive(Debug)]

@@ -23,6 +23,10 @@ fn short_holds(ttl_secs: u64, products_via_proxy: bool) -> Options {
     }
 }
 
+/// The write of an order, waiting on the lock of [`block_order_writes`].
+const WRITE_WAITING: &str = "pg_stat_activity WHERE datname = current_database()
+      AND wait_event_type = 'Lock' AND query LIKE 'WITH write_%'";
+
 /// Holds every write of orders until the returned transaction ends; reads
 /// and other tables go on.
 async fn block_order_writes(shop: &TestShop) -> sqlx::PgConnection {
@@ -70,6 +74,8 @@ async fn an_order_keeps_its_stock_when_products_is_cut_off_longer_than_the_hold(
     // cannot follow.
     let held = format!("products WHERE product_id = '{product}' AND stock = 7");
     shop.products_db.eventually(&held, 1).await;
+    // Cut only once orders has the hold's answer and waits on the lock.
+    shop.orders_db.eventually(WRITE_WAITING, 1).await;
     let link = shop.products_link.as_ref().expect("proxy");
     link.cut();
     lock.close().await.expect("unlock");
@@ -109,6 +115,7 @@ async fn an_order_whose_hold_lapsed_and_was_released_before_it_was_written_is_re
     let placing = order_in_background(&shop, &token, &product, 3);
     let held = format!("products WHERE product_id = '{product}' AND stock = 7");
     shop.products_db.eventually(&held, 1).await;
+    shop.orders_db.eventually(WRITE_WAITING, 1).await;
     // The hold lapses while the write waits: no order uses it yet, so it goes.
     let back = format!("products WHERE product_id = '{product}' AND stock = 10");
     shop.products_db.eventually(&back, 1).await;
