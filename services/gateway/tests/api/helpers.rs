@@ -70,12 +70,10 @@ async fn echo_server(hits: Arc<AtomicUsize>, shutdown: CancellationToken) -> Str
     format!("http://{addr}")
 }
 
-/// A loopback address nothing listens on.
+/// A loopback address nothing listens on (port 1: a released ephemeral port
+/// could be taken by another test's server meanwhile).
 async fn closed_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    format!("http://{addr}")
+    "http://127.0.0.1:1".to_owned()
 }
 
 impl TestGateway {
