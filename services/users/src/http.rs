@@ -1,5 +1,6 @@
-//! The users API: each handler extracts, applies the rules, calls the store,
-//! and shapes the answer.
+//! The users API: each handler extracts, checks who may make the call, calls
+//! one use case ([`crate::profiles`] for changes, the store for reads), and
+//! shapes the answer.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,18 +8,17 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use platform::auth::{Admin, AuthUser, Role, Staff};
 use platform::bulk::{Batch, parse_ids};
-use platform::error::OnConstraint;
 use platform::extract::{BulkJson, Json, Path, Query};
 use platform::pagination::{Direction, Page, PageRequest};
-use platform::{ApiError, ApiResult, FieldError};
+use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::AppState;
-use crate::domain::{self, Address, NewProfile, ProfileChanges, RawProfile};
+use crate::domain::{self, Address, ProfileChanges};
 use crate::entity::Model;
-use crate::store::{self, UpdateRefused, UserFilter, UserSort};
+use crate::store::{self, UserFilter, UserSort};
+use crate::{AppState, profiles};
 
 /// A user profile as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -220,78 +220,11 @@ pub async fn create_users(
     _: Admin,
     BulkJson(items): BulkJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<Vec<User>>)> {
-    let mut profiles = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let raw = RawProfile {
-            name: &item.name,
-            email: &item.email,
-            phone: Some(&item.phone),
-            address: Some(&item.address),
-            role: item.role,
-        };
-        match NewProfile::parse(raw) {
-            Ok(profile) => profiles.push(profile),
-            Err(failures) => errors.extend(failures.into_iter().map(|e| e.at(index))),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let duplicates = duplicate_emails(&profiles);
-    if !duplicates.is_empty() {
-        return Err(ApiError::Conflict {
-            detail: "the same e-mail address appears more than once; nothing was created".into(),
-            errors: duplicates,
-            allowed: None,
-        });
-    }
-    let profiles = profiles.into_iter().map(|p| (Uuid::now_v7(), p)).collect();
-    let created = store::create(&state.db, &state.outbox, profiles)
-        .await
-        .on_constraint(&[store::EMAIL_TAKEN], || emails_taken(Vec::new()))?
-        .map_err(|taken| emails_taken(taken.0))?;
+    let created = profiles::create(&state, &items).await?;
     Ok((
         StatusCode::CREATED,
         Json(created.into_iter().map(User::from).collect()),
     ))
-}
-
-/// A 409 naming each item (index, address) whose address is registered
-/// already; none when a concurrent request took it.
-fn emails_taken(taken: Vec<(usize, String)>) -> ApiError {
-    ApiError::Conflict {
-        detail: "an e-mail address is already registered; nothing was created".into(),
-        errors: taken
-            .into_iter()
-            .map(|(index, email)| {
-                FieldError::new("email", format!("{email} is already registered")).at(index)
-            })
-            .collect(),
-        allowed: None,
-    }
-}
-
-/// A 409 for one profile whose address is registered already.
-pub(crate) fn email_taken() -> ApiError {
-    ApiError::Conflict {
-        detail: "that e-mail address is already registered".into(),
-        errors: vec![FieldError::new("email", "is already registered")],
-        allowed: None,
-    }
-}
-
-/// Every item whose e-mail an earlier item of the same batch already has.
-pub(crate) fn duplicate_emails(profiles: &[NewProfile]) -> Vec<FieldError> {
-    let mut first_seen = std::collections::HashMap::new();
-    let mut errors = Vec::new();
-    for (index, profile) in profiles.iter().enumerate() {
-        if let Some(first) = first_seen.insert(profile.email.as_str(), index) {
-            first_seen.insert(profile.email.as_str(), first);
-            errors.push(FieldError::new("email", format!("duplicates item {first}")).at(index));
-        }
-    }
-    errors
 }
 
 /// List users with filters, or read several by `ids`.
@@ -394,21 +327,7 @@ pub async fn update_user(
     )
     .map_err(ApiError::validation)?;
     domain::may_update(&caller, id, &changes)?;
-    let updated = store::update(&state.db, &state.outbox, id, changes)
-        .await
-        .on_constraint(&[store::EMAIL_TAKEN], email_taken)?
-        .map_err(|refused| match refused {
-            UpdateRefused::NotFound => ApiError::NotFound(format!("no user with id {id}")),
-            UpdateRefused::LastAdmin => ApiError::Conflict {
-                detail: "this is the last admin; make another admin first".into(),
-                errors: vec![FieldError::new("role", "would leave no admin")],
-                allowed: None,
-            },
-        })?;
-    if updated.role_changed {
-        // A token never carries a role its user no longer has.
-        state.revoke_tokens(&[id]).await;
-    }
+    let updated = profiles::update(&state, id, changes).await?;
     Ok(Json(updated.user.into()))
 }
 
@@ -430,8 +349,7 @@ pub async fn delete_user(
     _: Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    store::delete(&state.db, &state.outbox, &[id]).await??;
-    state.revoke_tokens(&[id]).await;
+    profiles::delete(&state, &[id]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -464,7 +382,6 @@ pub async fn delete_users(
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("`ids` is required".into()))?;
     let ids = parse_ids(raw)?;
-    store::delete(&state.db, &state.outbox, &ids).await??;
-    state.revoke_tokens(&ids).await;
+    profiles::delete(&state, &ids).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use platform::bulk::{Batch, parse_ids};
-use platform::error::OnConstraint;
 use platform::extract::{Json, Path, Query};
 use platform::internal::InternalCaller;
 use platform::{ApiError, ApiResult};
@@ -14,7 +13,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::{Address, NewProfile, RawProfile};
-use crate::http::{User, email_taken};
+use crate::http::User;
+use crate::profiles;
 use crate::store;
 
 /// A self-registered profile; the id comes from the caller.
@@ -47,18 +47,7 @@ pub async fn register(
         role: None,
     })
     .map_err(ApiError::validation)?;
-    // A single registration: the index of a bulk body means nothing here.
-    let mut created = store::create(
-        &state.db,
-        &state.outbox,
-        vec![(registration.user_id, profile)],
-    )
-    .await
-    .on_constraint(&[store::EMAIL_TAKEN], email_taken)?
-    .map_err(|_| email_taken())?;
-    let user = created
-        .pop()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("insert returned no row")))?;
+    let user = profiles::create_one(&state, registration.user_id, profile).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 

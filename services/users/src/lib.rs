@@ -1,11 +1,13 @@
 //! The users service: customer, support and admin profiles.
 //!
-//! Routes live in [`http`], rules in [`domain`], SQL in [`store`].
+//! Routes live in [`http`] and [`internal`], the changes they make in
+//! [`profiles`], rules in [`domain`], SQL in [`store`].
 
 pub mod domain;
 pub mod entity;
 pub mod http;
 pub mod internal;
+pub mod profiles;
 pub mod store;
 
 use std::sync::Arc;
