@@ -37,11 +37,12 @@ pub async fn create_admin(
         }
     };
     let username =
-        auth::domain::parse_username(&username).map_err(|m| anyhow::anyhow!("username {m}"))?;
+        auth::domain::Username::parse(&username).map_err(|m| anyhow::anyhow!("username {m}"))?;
     let password = auth::domain::parse_password(password.expose_secret())
         .map_err(|m| anyhow::anyhow!("password {m}"))?;
     let auth_db = database(common, auth::NAME, auth::migrations()).await?;
-    if let Some(existing) = auth::store::credential_by_username(&auth_db, &username).await? {
+    if let Some(existing) = auth::store::credential_by_username(&auth_db, username.as_str()).await?
+    {
         println!(
             "admin {username} already exists (user {}); nothing changed",
             existing.user_id
@@ -50,7 +51,7 @@ pub async fn create_admin(
     }
     let users_db = database(common, users::NAME, users::migrations()).await?;
     let profile = users::domain::NewProfile::parse(users::domain::RawProfile {
-        name: name.as_deref().unwrap_or(&username),
+        name: name.as_deref().unwrap_or(username.as_str()),
         email: &email,
         phone: None,
         address: None,
@@ -74,7 +75,11 @@ pub async fn create_admin(
         .await?;
     let stored = auth::store::insert_credentials(
         &auth_db,
-        vec![auth::store::new_credential(user_id, username.clone(), hash)],
+        vec![auth::store::new_credential(
+            user_id,
+            username.as_str().to_owned(),
+            hash,
+        )],
     )
     .await;
     if let Err(err) = stored {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::{parse_password, parse_username};
+use crate::domain::{Username, parse_password};
 use crate::http::{Credential, NewCredential, Register};
 use crate::store;
 use crate::tokens::{self, Tokens};
@@ -19,7 +19,7 @@ use crate::tokens::{self, Tokens};
 /// Registers `body`: its profile and its first token pair.
 pub async fn register(state: &AppState, body: Register) -> ApiResult<(Value, Tokens)> {
     let mut errors = Vec::new();
-    let username = parse_username(&body.username)
+    let username = Username::parse(&body.username)
         .map_err(|m| errors.push(FieldError::new("username", m)))
         .ok();
     let password = parse_password(&body.password)
@@ -28,7 +28,7 @@ pub async fn register(state: &AppState, body: Register) -> ApiResult<(Value, Tok
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::validation(errors));
     };
-    if store::credential_by_username(&state.db, &username)
+    if store::credential_by_username(&state.db, username.as_str())
         .await?
         .is_some()
     {
@@ -48,7 +48,7 @@ pub async fn register(state: &AppState, body: Register) -> ApiResult<(Value, Tok
         .await?;
     let stored = store::insert_credentials(
         &state.db,
-        vec![store::new_credential(user_id, username, hash)],
+        vec![store::new_credential(user_id, username.into_string(), hash)],
     )
     .await
     .on_constraint(&[store::USERNAME_TAKEN], username_taken);
@@ -80,7 +80,7 @@ pub async fn create_credentials(
     let mut errors = Vec::new();
     let mut parsed = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
-        let username = parse_username(&item.username)
+        let username = Username::parse(&item.username)
             .map_err(|m| errors.push(FieldError::new("username", m).at(index)))
             .ok();
         let password = parse_password(&item.password)
@@ -107,7 +107,10 @@ pub async fn create_credentials(
         let errors = crate::rules::indexes_of(&ids, &missing, "user_id", "no such user");
         return Err(ApiError::validation(errors));
     }
-    let lowered: Vec<String> = parsed.iter().map(|(_, u, _)| u.to_lowercase()).collect();
+    let lowered: Vec<String> = parsed
+        .iter()
+        .map(|(_, u, _)| u.as_str().to_lowercase())
+        .collect();
     let taken = store::taken_usernames(&state.db, &lowered).await?;
     let with_login = store::users_with_credentials(&state.db, &ids).await?;
     let mut conflicts = Vec::new();
@@ -143,9 +146,9 @@ pub async fn create_credentials(
     for ((user_id, username, _), hash) in parsed.into_iter().zip(hashes) {
         created.push(Credential {
             user_id,
-            username: username.clone(),
+            username: username.as_str().to_owned(),
         });
-        rows.push(store::new_credential(user_id, username, hash));
+        rows.push(store::new_credential(user_id, username.into_string(), hash));
     }
     store::insert_credentials(&state.db, rows)
         .await

@@ -2,23 +2,46 @@
 
 use secrecy::SecretString;
 
-/// Usernames: 3 to 50 characters of letters, digits, `.`, `_` and `-`,
-/// starting with a letter or digit.
-pub fn parse_username(raw: &str) -> Result<String, String> {
-    let username = raw.trim();
-    let len = username.chars().count();
-    if !(3..=50).contains(&len) {
-        return Err("must be 3 to 50 characters".into());
+/// A login name: 3 to 50 characters of letters, digits, `.`, `_` and `-`,
+/// starting with a letter or digit, trimmed. Only [`Username::parse`] makes
+/// one, so a value is always valid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    /// The username in `raw`, or why it is not one (a message for the client).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let username = raw.trim();
+        let len = username.chars().count();
+        if !(3..=50).contains(&len) {
+            return Err("must be 3 to 50 characters".into());
+        }
+        let mut chars = username.chars();
+        let starts_well = chars.next().is_some_and(|c| c.is_alphanumeric());
+        let rest_ok = username
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if starts_well && rest_ok {
+            Ok(Self(username.to_owned()))
+        } else {
+            Err("may hold only letters, digits, `.`, `_` and `-`, and must start with a letter or digit".into())
+        }
     }
-    let mut chars = username.chars();
-    let starts_well = chars.next().is_some_and(|c| c.is_alphanumeric());
-    let rest_ok = username
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if starts_well && rest_ok {
-        Ok(username.to_owned())
-    } else {
-        Err("may hold only letters, digits, `.`, `_` and `-`, and must start with a letter or digit".into())
+
+    /// The username as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The username as an owned string, for a column or an answer.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -48,9 +71,12 @@ mod tests {
 
     #[test]
     fn usernames_follow_the_rules() {
-        assert_eq!(parse_username(" ada.l-1 ").as_deref(), Ok("ada.l-1"));
+        assert_eq!(
+            Username::parse(" ada.l-1 ").map(Username::into_string),
+            Ok("ada.l-1".to_owned())
+        );
         for bad in ["ab", ".ada", "ada lovelace", "ada@home", &"a".repeat(51)] {
-            assert!(parse_username(bad).is_err(), "{bad}");
+            assert!(Username::parse(bad).is_err(), "{bad}");
         }
     }
 

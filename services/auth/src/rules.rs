@@ -6,16 +6,18 @@ use platform::FieldError;
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::domain::Username;
+
 /// Items that repeat an earlier item's username (any case) or user.
-pub fn conflicts_within(items: &[(Uuid, String, SecretString)]) -> Vec<FieldError> {
+pub fn conflicts_within(items: &[(Uuid, Username, SecretString)]) -> Vec<FieldError> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut users: HashMap<Uuid, usize> = HashMap::new();
     let mut errors = Vec::new();
     for (index, (user_id, username, _)) in items.iter().enumerate() {
-        if let Some(first) = names.get(&username.to_lowercase()) {
+        if let Some(first) = names.get(&username.as_str().to_lowercase()) {
             errors.push(FieldError::new("username", format!("repeats item {first}")).at(index));
         } else {
-            names.insert(username.to_lowercase(), index);
+            names.insert(username.as_str().to_lowercase(), index);
         }
         if let Some(first) = users.get(user_id) {
             errors.push(FieldError::new("user_id", format!("repeats item {first}")).at(index));
@@ -39,14 +41,18 @@ pub fn indexes_of(ids: &[Uuid], wanted: &[Uuid], field: &str, message: &str) -> 
 mod tests {
     use super::*;
 
+    fn name(raw: &str) -> Username {
+        Username::parse(raw).expect("a valid username")
+    }
+
     #[test]
     fn repeats_are_named_at_the_later_item() {
         let a = Uuid::now_v7();
         let secret = || SecretString::from("password1");
         let items = vec![
-            (a, "Ada".to_owned(), secret()),
-            (Uuid::now_v7(), "ada".to_owned(), secret()),
-            (a, "other".to_owned(), secret()),
+            (a, name("Ada"), secret()),
+            (Uuid::now_v7(), name("ada"), secret()),
+            (a, name("other"), secret()),
         ];
         let errors = conflicts_within(&items);
         let at: Vec<(Option<usize>, &str)> =

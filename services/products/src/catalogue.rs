@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::{self, Errors, NewProduct, ProductChanges};
+use crate::domain::{self, Errors, NewProduct, ProductChanges, Sku};
 use crate::entity::product::Model;
 use crate::http::{NewProductBody, ProductPatch, cache_record, not_found};
 use crate::store::{self, UpdateRefused};
@@ -20,7 +20,7 @@ pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec
     for (index, item) in items.iter().enumerate() {
         let mut e = Errors::default();
         let parsed = (
-            e.check("sku", domain::parse_sku(&item.sku)),
+            e.check("sku", Sku::parse(&item.sku)),
             e.check("name", domain::parse_name(&item.name)),
             e.check("description", domain::parse_description(&item.description)),
             e.check("price_cents", domain::parse_price(item.price_cents)),
@@ -123,7 +123,7 @@ pub async fn update(
         sku: patch
             .sku
             .as_deref()
-            .and_then(|v| e.check("sku", domain::parse_sku(v))),
+            .and_then(|v| e.check("sku", Sku::parse(v))),
         name: patch
             .name
             .as_deref()

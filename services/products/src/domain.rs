@@ -10,7 +10,7 @@ pub const MAX_TAGS: usize = 20;
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewProduct {
     /// SKU.
-    pub sku: String,
+    pub sku: Sku,
     /// Name.
     pub name: String,
     /// Description.
@@ -33,7 +33,7 @@ pub struct NewProduct {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProductChanges {
     /// New SKU.
-    pub sku: Option<String>,
+    pub sku: Option<Sku>,
     /// New name.
     pub name: Option<String>,
     /// New description.
@@ -59,17 +59,34 @@ impl ProductChanges {
     }
 }
 
-/// A SKU: 1 to 64 letters, digits, `-`, `_`, `.`.
-pub fn parse_sku(raw: &str) -> Result<String, String> {
-    let sku = raw.trim();
-    if (1..=64).contains(&sku.len())
-        && sku
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        Ok(sku.to_owned())
-    } else {
-        Err("must be 1 to 64 letters, digits, `-`, `_` or `.`".into())
+/// A stock-keeping unit: 1 to 64 letters, digits, `-`, `_`, `.`, trimmed.
+/// Only [`Sku::parse`] makes one, so a value is always valid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Sku(String);
+
+impl Sku {
+    /// The SKU in `raw`, or why it is not one (a message for the client).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let sku = raw.trim();
+        if (1..=64).contains(&sku.len())
+            && sku
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            Ok(Self(sku.to_owned()))
+        } else {
+            Err("must be 1 to 64 letters, digits, `-`, `_` or `.`".into())
+        }
+    }
+
+    /// The SKU as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The SKU as an owned string, for a column.
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -263,8 +280,8 @@ mod tests {
             Ok(vec!["red".into(), "sale".into()])
         );
         assert!(parse_tags(&(0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()).is_err());
-        assert!(parse_sku("AB-12_x.9").is_ok());
-        assert!(parse_sku("has space").is_err());
+        assert!(Sku::parse("AB-12_x.9").is_ok());
+        assert!(Sku::parse("has space").is_err());
         assert!(parse_stock(-1).is_err());
         assert!(parse_price(-1).is_err());
         assert!(parse_attributes(&serde_json::json!([1])).is_err());

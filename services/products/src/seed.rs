@@ -379,7 +379,7 @@ mod tests {
         assert!(categories.len() >= 8, "many categories");
         assert!(products.iter().any(|p| p.stock == 0), "some sold out");
         for p in &products {
-            assert!(crate::domain::parse_sku(&p.sku).is_ok(), "{}", p.sku);
+            assert!(crate::domain::Sku::parse(&p.sku).is_ok(), "{}", p.sku);
             assert!(p.price_cents > 0 && p.price_cents % 100 == 99);
             assert!(crate::domain::parse_tags(&p.tags).is_ok());
         }

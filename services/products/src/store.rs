@@ -371,7 +371,7 @@ pub async fn create(
         .into_iter()
         .map(|p| Model {
             product_id: Uuid::now_v7(),
-            sku: p.sku,
+            sku: p.sku.into_string(),
             name: p.name,
             description: p.description,
             price_cents: p.price_cents,
@@ -457,7 +457,7 @@ pub async fn update(
     let version = current.version + 1;
     let mut row = current.into_active_model();
     if let Some(sku) = changes.sku {
-        row.sku = Set(sku);
+        row.sku = Set(sku.into_string());
     }
     if let Some(name) = changes.name {
         row.name = Set(name);
