@@ -10,6 +10,10 @@ async fn customers_see_their_own_messages_and_staff_all() {
     let users = mail.register(2).await;
     let addresses: Vec<String> = users.iter().map(|(_, e)| e.clone()).collect();
     mail.sink.wait_for(&addresses, 2, 20).await;
+    // The sink has a mail a moment before the sender records it as sent.
+    mail.db
+        .eventually("notifications WHERE status = 'sent'", 2)
+        .await;
     let (first, _) = users[0];
 
     let own: Value = mail

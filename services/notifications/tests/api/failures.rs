@@ -49,10 +49,9 @@ async fn a_mail_that_keeps_failing_is_marked_failed_then_sent_when_retried() {
         .wait_for(std::slice::from_ref(&email), 1, 15)
         .await;
     once_each(&received, std::slice::from_ref(&email));
-    assert_eq!(
-        mail.db.count("notifications WHERE status = 'sent'").await,
-        1
-    );
+    mail.db
+        .eventually("notifications WHERE status = 'sent'", 1)
+        .await;
 }
 
 #[tokio::test]
