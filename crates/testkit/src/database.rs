@@ -87,9 +87,10 @@ impl TestDatabase {
         self.scalar(&format!("SELECT count(*) FROM {from}")).await
     }
 
-    /// Waits up to 5 s until [`Self::count`] of `from` is `expected`; panics otherwise.
+    /// Waits up to 10 s (a loaded machine is slow) until [`Self::count`] of
+    /// `from` is `expected`; panics otherwise.
     pub async fn eventually(&self, from: &str, expected: i64) {
-        for _ in 0..100 {
+        for _ in 0..200 {
             if self.count(from).await == expected {
                 return;
             }

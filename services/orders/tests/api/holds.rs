@@ -106,7 +106,7 @@ async fn an_order_keeps_its_stock_when_products_is_cut_off_longer_than_the_hold(
 
 #[tokio::test]
 async fn an_order_whose_hold_lapsed_and_was_released_before_it_was_written_is_refused() {
-    let shop = TestShop::spawn_with(short_holds(1, false)).await;
+    let shop = TestShop::spawn_with(short_holds(3, false)).await;
     let (_, token) = shop.customer().await;
     let products = shop.products(&[10]).await;
     let product = products[0].clone();
