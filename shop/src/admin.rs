@@ -142,7 +142,7 @@ pub async fn seed(common: &CommonArgs, count: usize) -> anyhow::Result<()> {
 /// `shop mail retry-failed`.
 pub async fn retry_failed_mail(common: &CommonArgs) -> anyhow::Result<()> {
     let db = database(common, notifications::NAME, notifications::migrations()).await?;
-    let queued = notifications::sending::retry_failed(&db).await?;
+    let queued = notifications::store::retry_failed(&db).await?;
     println!("queued {queued} failed mails for another round of attempts");
     Ok(())
 }

@@ -78,10 +78,6 @@ impl Unsent {
         }
     }
 
-    fn contains(&self, id: &Uuid) -> bool {
-        self.lock().contains_key(id)
-    }
-
     fn snapshot(&self) -> Vec<(Uuid, i64, String)> {
         self.lock()
             .iter()
@@ -170,17 +166,19 @@ impl VersionedCache {
         let call = mget.query_async::<Vec<Option<String>>>(&mut conn);
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(values)) => {
+                let unsent = self.unsent.lock();
                 let entries: Vec<Option<Cached>> = values
                     .into_iter()
                     .zip(ids)
                     .map(|(value, id)| {
                         // Redis may still hold what a change here replaced.
-                        if self.unsent.contains(id) {
+                        if unsent.contains_key(id) {
                             return None;
                         }
                         value.as_deref().and_then(Self::decode)
                     })
                     .collect();
+                drop(unsent);
                 let hits = entries.iter().filter(|e| e.is_some()).count() as u64;
                 metrics::counter!("cache_hits_total", "cache" => self.prefix).increment(hits);
                 metrics::counter!("cache_misses_total", "cache" => self.prefix)

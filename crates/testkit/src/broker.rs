@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use lapin::{Connection, ConnectionProperties};
+use events::Envelope;
+use lapin::options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
 use platform::broker::{Declared, take_declared};
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -47,4 +48,27 @@ pub fn remove_declared(namespace: &str) {
     if !matches!(removed, Ok(Ok(()))) {
         eprintln!("could not remove the broker queues of {namespace}");
     }
+}
+
+/// Publishes `envelope` on the events exchange of `namespace`, as a service's
+/// outbox relay would, and waits for the broker's confirmation.
+pub async fn publish_event(namespace: &str, envelope: &Envelope) {
+    let connection = Connection::connect(AMQP, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ is running");
+    let channel = connection.create_channel().await.expect("channel");
+    let exchange = format!("{namespace}{}", events::EXCHANGE);
+    channel
+        .basic_publish(
+            exchange.as_str().into(),
+            envelope.event.event_type().into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(envelope).expect("an envelope is JSON"),
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    connection.close(200, "done".into()).await.ok();
 }

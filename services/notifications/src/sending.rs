@@ -196,13 +196,6 @@ fn retry_delay(first: Duration, attempts: i32) -> Duration {
     (first * 2u32.pow(doublings)).min(MAX_RETRY_DELAY)
 }
 
-/// Puts messages that failed for good (not those of deleted users) back in
-/// the queue with fresh attempts, for `shop mail retry-failed` once the mail
-/// server is fixed. Returns how many.
-pub async fn retry_failed(db: &DatabaseConnection) -> Result<u64, DbErr> {
-    store::retry_failed(db).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

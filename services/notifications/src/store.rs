@@ -275,7 +275,8 @@ pub async fn mark_failed_attempt(
 }
 
 /// Puts messages that failed for good (not those of deleted users) back in
-/// the queue with fresh attempts. Returns how many.
+/// the queue with fresh attempts, for `shop mail retry-failed` once the mail
+/// server is fixed. Returns how many.
 pub async fn retry_failed(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Ok(db
         .execute_unprepared(

@@ -4,8 +4,6 @@ use std::time::{Duration, Instant};
 
 use events::{Envelope, Event, UserDeleted};
 use futures::future::BoxFuture;
-use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use platform::broker::Broker;
 use platform::consumer::{Consumer, Handler, Subscription};
 use secrecy::SecretString;
@@ -106,24 +104,7 @@ impl Harness {
             .lock()
             .expect("lock")
             .insert(envelope.id, fails);
-        let connection = Connection::connect(AMQP, ConnectionProperties::default())
-            .await
-            .expect("broker");
-        let channel = connection.create_channel().await.expect("channel");
-        let exchange = format!("{}{}", self.namespace, events::EXCHANGE);
-        channel
-            .basic_publish(
-                exchange.as_str().into(),
-                "user.deleted".into(),
-                BasicPublishOptions::default(),
-                &serde_json::to_vec(&envelope).expect("json"),
-                BasicProperties::default(),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        connection.close(200, "done".into()).await.ok();
+        testkit::publish_event(&self.namespace, &envelope).await;
         envelope.id
     }
 

@@ -1,8 +1,6 @@
 use std::time::Duration;
 
 use events::{Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged, UserProfile};
-use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use uuid::Uuid;
 
 use crate::helpers::{TestMail, once_each};
@@ -57,28 +55,7 @@ fn order_created(order_id: Uuid, user_id: Uuid, quantity: i32) -> Event {
 }
 
 async fn publish(mail: &TestMail, event: Event) {
-    let connection = Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        ConnectionProperties::default(),
-    )
-    .await
-    .expect("broker");
-    let channel = connection.create_channel().await.expect("channel");
-    let exchange = format!("{}{}", mail.namespace, events::EXCHANGE);
-    let envelope = Envelope::new("orders", event);
-    channel
-        .basic_publish(
-            exchange.as_str().into(),
-            envelope.event.event_type().into(),
-            BasicPublishOptions::default(),
-            &serde_json::to_vec(&envelope).expect("json"),
-            BasicProperties::default(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
-    connection.close(200, "done".into()).await.ok();
+    testkit::publish_event(&mail.namespace, &Envelope::new("orders", event)).await;
 }
 
 #[tokio::test]

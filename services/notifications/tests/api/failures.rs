@@ -40,7 +40,7 @@ async fn a_mail_that_keeps_failing_is_marked_failed_then_sent_when_retried() {
     let db = sea_orm::Database::connect(mail.db.url.expose_secret())
         .await
         .expect("db");
-    let queued = notifications::sending::retry_failed(&db)
+    let queued = notifications::store::retry_failed(&db)
         .await
         .expect("retry");
     assert_eq!(queued, 1);

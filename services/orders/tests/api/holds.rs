@@ -60,22 +60,34 @@ fn order_in_background(
     })
 }
 
+/// An order of 3 of a product's 10 units whose stock is held in products
+/// and whose write waits on [`block_order_writes`]'s lock: the lock, the
+/// request in flight, and the product.
+async fn order_waiting_to_be_written(
+    shop: &TestShop,
+) -> (
+    sqlx::PgConnection,
+    tokio::task::JoinHandle<reqwest::Response>,
+    String,
+) {
+    let (_, token) = shop.customer().await;
+    let product = shop.products(&[10]).await.remove(0);
+    let lock = block_order_writes(shop).await;
+    let placing = order_in_background(shop, &token, &product, 3);
+    let held = format!("products WHERE product_id = '{product}' AND stock = 7");
+    shop.products_db.eventually(&held, 1).await;
+    // Orders has the hold's answer: its write waits on the lock.
+    shop.orders_db.eventually(WRITE_WAITING, 1).await;
+    (lock, placing, product)
+}
+
 #[tokio::test]
 async fn an_order_keeps_its_stock_when_products_is_cut_off_longer_than_the_hold() {
     let shop = TestShop::spawn_with(short_holds(5, true)).await;
-    let (_, token) = shop.customer().await;
-    let products = shop.products(&[10]).await;
-    let product = products[0].clone();
-
-    let lock = block_order_writes(&shop).await;
-    let placing = order_in_background(&shop, &token, &product, 3);
-    // Held in products, the write of the order waiting; it goes on (well
-    // within the hold's 5 s) once products is cut off, so its confirmation
-    // cannot follow.
+    let (lock, placing, product) = order_waiting_to_be_written(&shop).await;
+    // The write goes on (well within the hold's 5 s) once products is cut
+    // off, so its confirmation cannot follow.
     let held = format!("products WHERE product_id = '{product}' AND stock = 7");
-    shop.products_db.eventually(&held, 1).await;
-    // Cut only once orders has the hold's answer and waits on the lock.
-    shop.orders_db.eventually(WRITE_WAITING, 1).await;
     let link = shop.products_link.as_ref().expect("proxy");
     link.cut();
     lock.close().await.expect("unlock");
@@ -107,15 +119,7 @@ async fn an_order_keeps_its_stock_when_products_is_cut_off_longer_than_the_hold(
 #[tokio::test]
 async fn an_order_whose_hold_lapsed_and_was_released_before_it_was_written_is_refused() {
     let shop = TestShop::spawn_with(short_holds(3, false)).await;
-    let (_, token) = shop.customer().await;
-    let products = shop.products(&[10]).await;
-    let product = products[0].clone();
-
-    let lock = block_order_writes(&shop).await;
-    let placing = order_in_background(&shop, &token, &product, 3);
-    let held = format!("products WHERE product_id = '{product}' AND stock = 7");
-    shop.products_db.eventually(&held, 1).await;
-    shop.orders_db.eventually(WRITE_WAITING, 1).await;
+    let (lock, placing, product) = order_waiting_to_be_written(&shop).await;
     // The hold lapses while the write waits: no order uses it yet, so it goes.
     let back = format!("products WHERE product_id = '{product}' AND stock = 10");
     shop.products_db.eventually(&back, 1).await;
