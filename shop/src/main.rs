@@ -15,9 +15,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Per-service overrides, listed in `--help` because clap cannot derive them.
 const SERVICE_SETTINGS: &str = "\
-Per-service settings (environment only; <SERVICE> is GATEWAY, AUTH, USERS, PRODUCTS, ORDERS or NOTIFICATIONS):
+Per-service settings (environment only; <SERVICE> is GATEWAY, AUTH, USERS, PRODUCTS, ORDERS, NOTIFICATIONS or REVIEWS):
   SHOP_<SERVICE>_PORT          port the service listens on (gateway 8080, auth 8081, users 8082,
-                               products 8083, orders 8084, notifications 8085)
+                               products 8083, orders 8084, notifications 8085, reviews 8086)
   SHOP_<SERVICE>_DATABASE_URL  the service's own database (default: SHOP_DATABASE_URL/shop_<service>)
   SHOP_<SERVICE>_URL           where the gateway and other services reach it (default: http://SHOP_HOST:port)
   SHOP_GATEWAY_OPS_PORT        the gateway's operator port: /metrics, /healthz, /readyz (default 9080; 0: none)
@@ -157,6 +157,8 @@ pub enum Service {
     Orders,
     /// Mail on events.
     Notifications,
+    /// Product reviews.
+    Reviews,
 }
 
 impl Service {
@@ -167,6 +169,7 @@ impl Service {
         Service::Products,
         Service::Orders,
         Service::Notifications,
+        Service::Reviews,
     ];
 }
 

@@ -41,6 +41,7 @@ pub async fn serve(
                 Service::Products,
                 Service::Orders,
                 Service::Notifications,
+                Service::Reviews,
                 Service::Gateway,
             ]
         }
@@ -81,6 +82,14 @@ pub async fn serve(
                     orders: own.orders,
                 };
                 tasks.spawn(async move { ("orders", orders::run(settings, stop).await) });
+            }
+            Service::Reviews => {
+                let settings = reviews::Settings {
+                    service: common.service(reviews::NAME)?,
+                    products_url: common.upstream_url(products::NAME),
+                    users_url: common.upstream_url(users::NAME),
+                };
+                tasks.spawn(async move { ("reviews", reviews::run(settings, stop).await) });
             }
             Service::Notifications => {
                 let settings = notifications::Settings {
@@ -141,6 +150,7 @@ pub async fn migrate(common: CommonArgs, only: Option<Service>) -> anyhow::Resul
             Service::Products => (products::NAME, products::migrations()),
             Service::Orders => (orders::NAME, orders::migrations()),
             Service::Notifications => (notifications::NAME, notifications::migrations()),
+            Service::Reviews => (reviews::NAME, reviews::migrations()),
         };
         let settings = common.service(name)?;
         platform::db::connect_and_migrate(&settings.database_url, 1, migrations).await?;

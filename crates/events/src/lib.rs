@@ -56,6 +56,15 @@ pub enum Event {
     /// An order moved to another status.
     #[serde(rename = "order.status_changed")]
     OrderStatusChanged(OrderStatusChanged),
+    /// A review was written.
+    #[serde(rename = "review.created")]
+    ReviewCreated(ReviewChanged),
+    /// A review's text was edited.
+    #[serde(rename = "review.updated")]
+    ReviewUpdated(ReviewChanged),
+    /// A review was deleted (by its author, an admin, or with its author).
+    #[serde(rename = "review.deleted")]
+    ReviewDeleted(ReviewChanged),
 }
 
 impl Event {
@@ -68,6 +77,9 @@ impl Event {
             Event::ProductUpdated(_) => "product.updated",
             Event::OrderCreated(_) => "order.created",
             Event::OrderStatusChanged(_) => "order.status_changed",
+            Event::ReviewCreated(_) => "review.created",
+            Event::ReviewUpdated(_) => "review.updated",
+            Event::ReviewDeleted(_) => "review.deleted",
         }
     }
 }
@@ -153,6 +165,22 @@ pub struct OrderStatusChanged {
     /// The status now.
     pub to: String,
     /// The order's version after the change.
+    pub version: i32,
+}
+
+/// Payload of every `review.*` event: what a product's rating is made of.
+/// `version` orders the events of one review, so a consumer that sees them
+/// late or twice keeps the newest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewChanged {
+    pub review_id: Uuid,
+    pub product_id: Uuid,
+    /// The author.
+    pub user_id: Uuid,
+    /// 1 to 5 stars.
+    pub rating: i16,
+    /// The review's version after the change; a deletion carries the
+    /// version after the last change plus one.
     pub version: i32,
 }
 

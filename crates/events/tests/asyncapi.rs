@@ -2,8 +2,8 @@
 //! code actually produces.
 
 use events::{
-    Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged, ProductUpdated, UserDeleted,
-    UserProfile,
+    Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged, ProductUpdated, ReviewChanged,
+    UserDeleted, UserProfile,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -52,6 +52,19 @@ fn samples() -> Vec<Event> {
             version: 3,
         }),
     ];
+    let review = ReviewChanged {
+        review_id: Uuid::nil(),
+        product_id: Uuid::nil(),
+        user_id: Uuid::nil(),
+        rating: 4,
+        version: 1,
+    };
+    let mut all = all;
+    all.extend([
+        Event::ReviewCreated(review.clone()),
+        Event::ReviewUpdated(review.clone()),
+        Event::ReviewDeleted(review),
+    ]);
     for event in &all {
         match event {
             Event::UserRegistered(_)
@@ -59,7 +72,10 @@ fn samples() -> Vec<Event> {
             | Event::UserDeleted(_)
             | Event::ProductUpdated(_)
             | Event::OrderCreated(_)
-            | Event::OrderStatusChanged(_) => {}
+            | Event::OrderStatusChanged(_)
+            | Event::ReviewCreated(_)
+            | Event::ReviewUpdated(_)
+            | Event::ReviewDeleted(_) => {}
         }
     }
     all

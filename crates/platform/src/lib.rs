@@ -30,6 +30,7 @@ pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod versioning;
 pub mod writes;
 
 pub use error::{ApiError, ApiResult, FieldError};

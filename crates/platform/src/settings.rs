@@ -14,6 +14,7 @@ pub const SERVICES: &[(&str, u16)] = &[
     ("products", 8083),
     ("orders", 8084),
     ("notifications", 8085),
+    ("reviews", 8086),
 ];
 
 /// Settings every service shares, read from flags or `SHOP_*` environment variables.

@@ -31,6 +31,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("products", "/docs/openapi/products.json"),
     ("orders", "/docs/openapi/orders.json"),
     ("notifications", "/docs/openapi/notifications.json"),
+    ("reviews", "/docs/openapi/reviews.json"),
 ];
 
 /// The default port of the gateway's operator listener (`SHOP_GATEWAY_OPS_PORT`).

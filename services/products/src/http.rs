@@ -12,6 +12,7 @@ use platform::bulk::parse_ids;
 use platform::cache::Cached;
 use platform::extract::{BulkJson, Json, Path, Query};
 use platform::pagination::Page;
+use platform::versioning;
 use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -233,7 +234,7 @@ fn with_etag(status: StatusCode, version: i64, json: String) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Ok(tag) = HeaderValue::from_str(&domain::etag(version)) {
+    if let Ok(tag) = HeaderValue::from_str(&versioning::etag(version)) {
         headers.insert(header::ETAG, tag);
     }
     response
@@ -340,7 +341,7 @@ pub async fn get_product(
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| domain::none_match_hits(tags, version));
+        .is_some_and(|tags| versioning::none_match_hits(tags, version));
     if not_modified {
         return Ok(with_etag(StatusCode::NOT_MODIFIED, version, String::new()));
     }
@@ -377,7 +378,7 @@ pub async fn update_product(
     Json(patch): Json<ProductPatch>,
 ) -> ApiResult<Response> {
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
-    let expected = domain::expected_version(if_match, patch.version)?;
+    let expected = versioning::expected_version(if_match, patch.version)?;
     let updated = catalogue::update(&state, id, expected, &patch).await?;
     let record = cache_record(&updated);
     Ok(with_etag(StatusCode::OK, record.1, record.2))

@@ -26,3 +26,8 @@ fn the_orders_document_is_as_reviewed() {
 fn the_notifications_document_is_as_reviewed() {
     insta::assert_json_snapshot!("notifications", notifications::openapi());
 }
+
+#[test]
+fn the_reviews_document_is_as_reviewed() {
+    insta::assert_json_snapshot!("reviews", reviews::openapi());
+}
