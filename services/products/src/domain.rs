@@ -189,6 +189,17 @@ impl Errors {
     }
 }
 
+/// The mean of a product's ratings; `None` without any.
+pub fn rating_average(sum: i64, count: i32) -> Option<f64> {
+    (count > 0).then(|| sum as f64 / f64::from(count))
+}
+
+/// The value the `rating_average` column holds and `sort=rating` orders by:
+/// the mean, or 0 without ratings, computed as Postgres computes it.
+pub fn rating_key(sum: i64, count: i32) -> f64 {
+    rating_average(sum, count).unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The products tables as SeaORM entities.
 
-/// `products` (the generated `search` column is used only in SQL).
+/// `products` (the generated `search`, `in_stock` and `rating_average`
+/// columns are used only in SQL).
 pub mod product {
     use sea_orm::entity::prelude::*;
 
@@ -29,8 +30,13 @@ pub mod product {
         pub tags: Vec<String>,
         /// Free-form attributes (a JSON object).
         pub attributes: Json,
-        /// Bumped by every change, stock included.
+        /// Bumped by every change, stock and rating included.
         pub version: i32,
+        /// Reviews counted in the rating (`rating_average`, used only in SQL,
+        /// is `rating_sum / rating_count`).
+        pub rating_count: i32,
+        /// Their stars added up.
+        pub rating_sum: i64,
         /// Created.
         pub created_at: DateTimeUtc,
         /// Last changed.

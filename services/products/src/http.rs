@@ -49,7 +49,13 @@ pub struct Product {
     /// Free-form attributes.
     #[schema(value_type = Object)]
     pub attributes: Value,
-    /// Optimistic-locking version; also the ETag.
+    /// The mean of its reviews' stars, rounded to two decimals; `null`
+    /// without reviews. Follows review changes within about a second.
+    pub rating_average: Option<f64>,
+    /// How many reviews the rating counts.
+    pub rating_count: i32,
+    /// Optimistic-locking version; also the ETag. Every change bumps it:
+    /// stock moves and rating changes too.
     pub version: i32,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -70,6 +76,9 @@ impl From<Model> for Product {
             category: row.category,
             tags: row.tags,
             attributes: row.attributes,
+            rating_average: domain::rating_average(row.rating_sum, row.rating_count)
+                .map(|mean| (mean * 100.0).round() / 100.0),
+            rating_count: row.rating_count,
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -150,8 +159,13 @@ pub struct ProductQuery {
     pub max_price: Option<i64>,
     /// `true` for products in stock, `false` for sold out.
     pub in_stock: Option<bool>,
-    /// Comma list of `relevance` (needs `q`), `price`, `created_at`, `name`; `-` for
-    /// descending. Default: `-relevance` with `q`, else `-created_at`.
+    /// Lowest mean rating, 0 to 5 (compared with the unrounded mean; a
+    /// product without reviews has none and is left out by any `min_rating` above 0).
+    #[param(minimum = 0, maximum = 5)]
+    pub min_rating: Option<f64>,
+    /// Comma list of `relevance` (needs `q`), `price`, `created_at`, `name`,
+    /// `rating` (the mean, 0 without reviews); `-` for descending. Default:
+    /// `-relevance` with `q`, else `-created_at`.
     pub sort: Option<String>,
     /// Page size, 1 to 100 (default 20).
     pub limit: Option<i64>,
@@ -167,6 +181,7 @@ impl ProductQuery {
             || self.min_price.is_some()
             || self.max_price.is_some()
             || self.in_stock.is_some()
+            || self.min_rating.is_some()
             || self.sort.is_some()
             || self.limit.is_some()
             || self.cursor.is_some()
@@ -210,7 +225,15 @@ impl ProductQuery {
                 "`min_price` is above `max_price`".into(),
             ));
         }
+        if let Some(min) = self.min_rating
+            && !(0.0..=5.0).contains(&min)
+        {
+            return Err(ApiError::BadRequest(
+                "`min_rating` must be between 0 and 5".into(),
+            ));
+        }
         Ok(ProductFilter {
+            min_rating: self.min_rating,
             q,
             category: self.category.as_deref().map(|c| c.trim().to_lowercase()),
             tags,

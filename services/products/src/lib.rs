@@ -5,7 +5,8 @@
 //! [`catalogue`] (changes) and [`listing`] (lists, searches, bulk reads, with
 //! the in-memory ranked matches of [`search`]), rules in [`domain`], SQL in
 //! [`store`] (catalogue) and [`stock`] (reservations), and the settling of
-//! lapsed holds in [`lapsed`].
+//! lapsed holds in [`lapsed`]; [`ratings`] keeps each product's rating from
+//! the reviews service's events.
 
 pub mod catalogue;
 pub mod domain;
@@ -14,6 +15,7 @@ pub mod http;
 pub mod internal;
 pub mod lapsed;
 pub mod listing;
+pub mod ratings;
 pub mod search;
 pub mod seed;
 pub mod stock;
@@ -214,8 +216,20 @@ pub async fn run_on(
             async move { lapsed::sweep(&state).await }
         },
     ));
+    let consuming = platform::consumer::subscribe(
+        infra.broker.clone(),
+        infra.consumer(ratings::SUBSCRIPTION),
+        Arc::new(ratings::Ratings {
+            db: infra.db.clone(),
+            cache: state.cache.clone(),
+        }),
+        shutdown.clone(),
+    )
+    .await;
+    let consumer = tokio::spawn(consuming);
     let (api, openapi) = router(state);
     let served = infra.serve(api, openapi, listener, shutdown).await;
     sweeper.await.ok();
+    consumer.await.ok();
     served
 }

@@ -36,6 +36,8 @@ pub struct MatchRow {
     category: String,
     tags: Vec<String>,
     in_stock: bool,
+    rating_sum: i64,
+    rating_count: i32,
 }
 
 /// One product a search matched, with what filters and sorts read. It owns
@@ -58,6 +60,8 @@ pub struct Match {
     category: u32,
     /// Stock above zero.
     pub in_stock: bool,
+    /// Mean rating, 0 without reviews (as the `rating_average` column).
+    pub rating: f64,
 }
 
 /// Every match of one search text, ranked, stored compactly: a few hundred
@@ -125,6 +129,7 @@ impl MatchedBuilder {
             tags: (tags_start, position(matched.tags.len())),
             category,
             in_stock: row.in_stock,
+            rating: crate::domain::rating_key(row.rating_sum, row.rating_count),
         });
     }
 
@@ -197,6 +202,7 @@ impl Matched {
             min_price: filter.min_price,
             max_price: filter.max_price,
             in_stock: filter.in_stock,
+            min_rating: filter.min_rating,
         })
     }
 
@@ -207,6 +213,7 @@ impl Matched {
             ProductSort::Price => KeyValue::Int(m.price_cents),
             ProductSort::CreatedAt => KeyValue::Time(m.created_at),
             ProductSort::Name => KeyValue::Text(self.name(m).to_owned()),
+            ProductSort::Rating => KeyValue::Float(m.rating),
         }
     }
 
@@ -225,6 +232,7 @@ impl Matched {
             (ProductSort::CreatedAt, KeyValue::Time(at)) => m.created_at.cmp(at),
             // The text order of Rust strings is byte order, as `COLLATE "C"` in SQL.
             (ProductSort::Name, KeyValue::Text(name)) => self.name(m).cmp(name.as_str()),
+            (ProductSort::Rating, KeyValue::Float(rating)) => m.rating.total_cmp(rating),
             // `PageRequest::parse` admits only cursors whose values fit their sort.
             _ => Ordering::Equal,
         }
@@ -238,6 +246,7 @@ struct Admits {
     min_price: Option<i64>,
     max_price: Option<i64>,
     in_stock: Option<bool>,
+    min_rating: Option<f64>,
 }
 
 impl Admits {
@@ -247,6 +256,7 @@ impl Admits {
             && self.min_price.is_none_or(|min| m.price_cents >= min)
             && self.max_price.is_none_or(|max| m.price_cents <= max)
             && self.in_stock.is_none_or(|wanted| wanted == m.in_stock)
+            && self.min_rating.is_none_or(|min| m.rating >= min)
     }
 }
 
@@ -284,6 +294,7 @@ impl<'a> Order<'a> {
                 ProductSort::Price => a.price_cents.cmp(&b.price_cents),
                 ProductSort::CreatedAt => a.created_at.cmp(&b.created_at),
                 ProductSort::Name => self.matched.name(a).cmp(self.matched.name(b)),
+                ProductSort::Rating => a.rating.total_cmp(&b.rating),
             };
             if ordering != Ordering::Equal {
                 return directed(ordering, *direction);
@@ -435,6 +446,8 @@ mod tests {
             category: if n.is_multiple_of(2) { "even" } else { "odd" }.into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             in_stock,
+            rating_sum: (n % 5 + 1) as i64,
+            rating_count: 1,
         }
     }
 
@@ -487,7 +500,14 @@ mod tests {
     #[test]
     fn pages_follow_each_other_without_gaps_or_repeats() {
         let all = sample();
-        for sort in ["-relevance", "price,-name", "-created_at", "name", "-price"] {
+        for sort in [
+            "-relevance",
+            "price,-name",
+            "-created_at",
+            "name",
+            "-price",
+            "-rating,name",
+        ] {
             let mut request = request(sort, 2);
             let mut seen = Vec::new();
             loop {

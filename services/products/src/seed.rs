@@ -314,6 +314,13 @@ fn product(random: &mut Random, run: &str, n: usize) -> Model {
     };
     let created_at =
         Utc::now().trunc_subsecs(6) - Duration::minutes(random.range(0, 60 * 24 * 365));
+    // Most products of a real catalogue have no reviews; the others a few to many.
+    let rating_count = if random.below(5) < 3 {
+        0
+    } else {
+        random.range(1, 200) as i32
+    };
+    let rating_sum = random.range(i64::from(rating_count), 5 * i64::from(rating_count));
     Model {
         product_id: Uuid::now_v7(),
         sku: format!("{}-{run}-{n:07}", &category.name[..3].to_uppercase()),
@@ -336,13 +343,15 @@ fn product(random: &mut Random, run: &str, n: usize) -> Model {
         tags,
         attributes: json!({ "brand": brand, "colour": colour, "material": material }),
         version: 1,
+        rating_count,
+        rating_sum,
         created_at,
         updated_at: created_at,
         deleted_at: None,
     }
 }
 
-/// Rows per INSERT (14 parameters each, well under Postgres's 65535).
+/// Rows per INSERT (16 parameters each, well under Postgres's 65535).
 const BATCH: usize = 2_000;
 
 /// Inserts `count` demo products, calling `progress` with the running total.

@@ -8,9 +8,9 @@ use platform::outbox::Outbox;
 use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QueryResult, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QueryResult,
+    QuerySelect, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -32,6 +32,8 @@ pub enum ProductSort {
     CreatedAt,
     /// Name.
     Name,
+    /// Mean rating (0 without reviews).
+    Rating,
 }
 
 impl SortField for ProductSort {
@@ -40,6 +42,7 @@ impl SortField for ProductSort {
         ProductSort::Price,
         ProductSort::CreatedAt,
         ProductSort::Name,
+        ProductSort::Rating,
     ];
 
     fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl SortField for ProductSort {
             ProductSort::Price => "price",
             ProductSort::CreatedAt => "created_at",
             ProductSort::Name => "name",
+            ProductSort::Rating => "rating",
         }
     }
 
@@ -57,6 +61,7 @@ impl SortField for ProductSort {
             ProductSort::Price => KeyKind::Int,
             ProductSort::CreatedAt => KeyKind::Time,
             ProductSort::Name => KeyKind::Text,
+            ProductSort::Rating => KeyKind::Float,
         }
     }
 }
@@ -76,7 +81,12 @@ pub struct ProductFilter {
     pub max_price: Option<i64>,
     /// In stock (or sold out).
     pub in_stock: Option<bool>,
+    /// Lowest mean rating.
+    pub min_rating: Option<f64>,
 }
+
+/// The stored mean rating (0 without reviews) the rating indexes are built on.
+const RATING_AVERAGE: &str = r#""products"."rating_average""#;
 
 /// How `q` is matched: full-text words, or (when they find nothing) trigram
 /// word similarity on the name above 0.3, which forgives typos
@@ -152,6 +162,7 @@ impl ProductSort {
             // by bytes; a walk may cross between the two, so both use one order.
             ProductSort::Name if searching => Expr::cust(r#""products"."name" COLLATE "C""#),
             ProductSort::Name => column(Column::Name),
+            ProductSort::Rating => Expr::cust(RATING_AVERAGE),
         }
     }
 
@@ -162,6 +173,10 @@ impl ProductSort {
             ProductSort::Price => KeyValue::Int(row.product.price_cents),
             ProductSort::CreatedAt => KeyValue::Time(row.product.created_at),
             ProductSort::Name => KeyValue::Text(row.product.name.clone()),
+            ProductSort::Rating => KeyValue::Float(crate::domain::rating_key(
+                row.product.rating_sum,
+                row.product.rating_count,
+            )),
         }
     }
 }
@@ -209,6 +224,12 @@ pub fn list_query(
         Some(true) => query = query.filter(Expr::cust("in_stock")),
         Some(false) => query = query.filter(Expr::cust("NOT in_stock")),
         None => {}
+    }
+    if let Some(min) = filter.min_rating {
+        query = query.filter(Expr::cust_with_values(
+            format!("{RATING_AVERAGE} >= $1"),
+            [min],
+        ));
     }
     let tiebreak = page
         .sort
@@ -266,6 +287,8 @@ pub fn matches_query(
             Column::Name,
             Column::Category,
             Column::Tags,
+            Column::RatingSum,
+            Column::RatingCount,
         ])
         .column_as(Expr::cust("in_stock"), "in_stock")
         .limit(MAX_MATCHES + 1)
@@ -381,6 +404,8 @@ pub async fn create(
             tags: p.tags,
             attributes: p.attributes,
             version: 1,
+            rating_count: 0,
+            rating_sum: 0,
             created_at: now,
             updated_at: now,
             deleted_at: None,
@@ -519,6 +544,63 @@ pub async fn delete(
     txn.commit().await?;
     outbox.notify();
     Ok(Some(deleted))
+}
+
+/// Locks the product's row (live or deleted) until the transaction ends.
+pub async fn lock_product<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(), DbErr> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT 1 FROM products WHERE product_id = $1 FOR UPDATE",
+        [id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Records the newest state of a review in the ratings tally; false when
+/// the tally already held this version or a newer one.
+pub async fn tally_review<C: ConnectionTrait>(
+    db: &C,
+    review: &events::ReviewChanged,
+    deleted: bool,
+) -> Result<bool, DbErr> {
+    Ok(db
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO product_reviews (review_id, product_id, rating, version, deleted)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (review_id) DO UPDATE
+                SET rating = excluded.rating, version = excluded.version, deleted = excluded.deleted
+                WHERE product_reviews.version < excluded.version",
+            [
+                review.review_id.into(),
+                review.product_id.into(),
+                review.rating.into(),
+                review.version.into(),
+                deleted.into(),
+            ],
+        ))
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// Recomputes the product's rating from the tally (the row locked by
+/// [`lock_product`]); a change bumps its version like any other. Returns
+/// the product when its rating changed.
+pub async fn recount_rating<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Model>, DbErr> {
+    Model::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE products p
+            SET rating_count = t.n, rating_sum = t.s, version = p.version + 1, updated_at = now()
+           FROM (SELECT count(*)::integer AS n, coalesce(sum(rating), 0)::bigint AS s
+                   FROM product_reviews WHERE product_id = $1 AND NOT deleted) t
+          WHERE p.product_id = $1 AND (p.rating_count, p.rating_sum) IS DISTINCT FROM (t.n, t.s)
+        RETURNING p.*",
+        [id.into()],
+    ))
+    .one(db)
+    .await
 }
 
 /// Inserts generated products without events (demo data for `shop seed`).

@@ -4,7 +4,7 @@
 //! Routes live in [`http`], the use cases they call in [`writing`] and
 //! [`reading`], rules in [`domain`], SQL in [`store`]; [`projection`] keeps
 //! authors, purchases and products from other services' events, and
-//! [`peers`] asks those services when an event has not arrived yet.
+//! [`peers`] asks those services what events cannot tell in time.
 
 pub mod domain;
 pub mod entity;
@@ -45,7 +45,7 @@ pub fn migrations() -> sqlx::migrate::Migrator {
 pub struct Settings {
     pub service: ServiceSettings,
     /// The products service (a comma list for several replicas), asked
-    /// whether a product exists before its `product.updated` has arrived.
+    /// whether a product exists before it is reviewed.
     pub products_url: String,
     /// The users service (a comma list for several replicas), asked for an
     /// author's name before their `user.registered` has arrived.

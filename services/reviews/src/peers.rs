@@ -1,6 +1,6 @@
-//! What reviews asks other services when its projections have not heard yet:
-//! whether a product exists (the products service's public read) and an
-//! author's name (the users service's internal read).
+//! What reviews asks other services: whether a product exists now (the
+//! products service's public read), and an author's name when no `user.*`
+//! event has brought it yet (the users service's internal read).
 
 use chrono::{DateTime, Utc};
 use platform::ApiError;
@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use uuid::Uuid;
 
-/// The catalogue, for products whose `product.updated` has not arrived yet.
+/// The catalogue, asked before a review is written.
 #[derive(Clone, Debug)]
 pub struct Products {
     peer: Peer,

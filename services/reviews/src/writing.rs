@@ -62,12 +62,19 @@ async fn author_name(
     }
 }
 
-/// Refuses a product that is unknown or deleted; the projection answers,
-/// or the products service when the product's event has not arrived yet.
+/// Refuses a product that is unknown or deleted. The catalogue answers
+/// (its events may lag behind a deletion); while it is away, what the
+/// projection heard from its events does, when it heard of the product.
 async fn ensure_reviewable(state: &AppState, product_id: Uuid) -> ApiResult<()> {
-    let live = match store::product_deleted(&state.db, product_id).await? {
-        Some(deleted) => !deleted,
-        None => state.products.exists(product_id).await?,
+    let live = match state.products.exists(product_id).await {
+        Ok(live) => live,
+        Err(ApiError::ServiceUnavailable(why)) => {
+            match store::product_deleted(&state.db, product_id).await? {
+                Some(deleted) => !deleted,
+                None => return Err(ApiError::ServiceUnavailable(why)),
+            }
+        }
+        Err(other) => return Err(other),
     };
     if live {
         Ok(())

@@ -23,6 +23,14 @@ fn filter(
         min_price: min,
         max_price: max,
         in_stock,
+        min_rating: None,
+    }
+}
+
+fn rated(min_rating: f64, base: ProductFilter) -> ProductFilter {
+    ProductFilter {
+        min_rating: Some(min_rating),
+        ..base
     }
 }
 
@@ -88,6 +96,12 @@ async fn no_list_query_scans_the_table() {
             None,
         ),
         filter(Some("wireless"), None, &[], None, None, Some(true)),
+        rated(4.0, filter(None, None, &[], None, None, None)),
+        rated(
+            4.5,
+            filter(None, Some("shoes"), &[], None, None, Some(true)),
+        ),
+        rated(3.0, filter(Some("headphones"), None, &[], None, None, None)),
     ];
     let sorts = [
         "-created_at",
@@ -97,6 +111,8 @@ async fn no_list_query_scans_the_table() {
         "name",
         "-name",
         "-relevance",
+        "-rating",
+        "rating",
     ];
     let mut checked = 0;
     for filter in &filters {
@@ -115,6 +131,7 @@ async fn no_list_query_scans_the_table() {
                             KeyValue::Time(chrono::Utc::now() - chrono::Duration::days(90))
                         }
                         ProductSort::Name => KeyValue::Text("M".into()),
+                        ProductSort::Rating => KeyValue::Float(4.2),
                     };
                     page.after = Some(vec![key, KeyValue::Uuid(uuid::Uuid::now_v7())]);
                 }

@@ -286,6 +286,8 @@ async fn searches_answer_the_same_from_kept_matches_and_from_postgres() {
         "q=shoe&sort=-price",
         "q=shoe&sort=created_at",
         "q=shoe&sort=-relevance,name",
+        "q=shoe&sort=-rating",
+        "q=shoe&min_rating=0&sort=rating,name",
         "q=shoe&in_stock=true",
         "q=shoe&category=home&max_price=500",
         "q=shoe&tags=storage,shoe&min_price=500",
