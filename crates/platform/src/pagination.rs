@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, SimpleExpr};
-use sea_orm::{Order, Value};
+use sea_orm::{EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -246,6 +246,36 @@ impl<F: SortField> PageRequest<F> {
     /// Rows to fetch: one more than the page, to learn whether another page follows.
     pub fn fetch_limit(&self) -> u64 {
         self.limit + 1
+    }
+
+    /// `query` in this page's order and no further: sorted by each key (its
+    /// SQL from `expr`) and then by `id` in the direction of the last key,
+    /// starting after the cursor's row, limited to [`Self::fetch_limit`].
+    pub fn apply<E: EntityTrait>(
+        &self,
+        mut query: Select<E>,
+        expr: impl Fn(F) -> SimpleExpr,
+        id: SimpleExpr,
+    ) -> Select<E> {
+        let tiebreak = self
+            .sort
+            .keys
+            .last()
+            .map_or(Direction::Asc, |(_, direction)| *direction);
+        let mut keys: Vec<(SimpleExpr, Direction)> = self
+            .sort
+            .keys
+            .iter()
+            .map(|(key, direction)| (expr(*key), *direction))
+            .collect();
+        keys.push((id, tiebreak));
+        if let Some(after) = &self.after {
+            query = query.filter(after_condition(&keys, after));
+        }
+        for (expr, direction) in keys {
+            query = query.order_by(expr, direction.order());
+        }
+        query.limit(self.fetch_limit())
     }
 
     /// Trims the fetched rows to the page and makes the next cursor from the last one.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use events::{Envelope, Event, OrderCreated, OrderLine, OrderStatusChanged};
-use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
+use platform::pagination::{KeyKind, KeyValue, PageRequest, SortField};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
@@ -147,21 +147,8 @@ pub async fn list(
     if let Some(max) = filter.max_total {
         query = query.filter(Column::TotalCents.lte(max));
     }
-    let tiebreak = page.sort.keys.last().map_or(Direction::Desc, |(_, d)| *d);
-    let mut keys: Vec<(SimpleExpr, Direction)> = page
-        .sort
-        .keys
-        .iter()
-        .map(|(key, direction)| (column(key.column()), *direction))
-        .collect();
-    keys.push((column(Column::OrderId), tiebreak));
-    if let Some(after) = &page.after {
-        query = query.filter(after_condition(&keys, after));
-    }
-    for (expr, direction) in &keys {
-        query = query.order_by(expr.clone(), direction.order());
-    }
-    let orders = query.limit(page.fetch_limit()).all(db).await?;
+    let query = page.apply(query, |key| column(key.column()), column(Column::OrderId));
+    let orders = query.all(db).await?;
     with_items(db, orders).await
 }
 

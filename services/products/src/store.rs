@@ -5,12 +5,12 @@ use events::{Envelope, Event, ProductUpdated};
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{BoxStream, TryStreamExt};
 use platform::outbox::Outbox;
-use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
+use platform::pagination::{KeyKind, KeyValue, PageRequest, SortField};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QueryResult,
-    QuerySelect, Statement, TransactionTrait,
+    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryResult, QuerySelect,
+    Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -231,28 +231,13 @@ pub fn list_query(
             [min],
         ));
     }
-    let tiebreak = page
-        .sort
-        .keys
-        .last()
-        .map_or(Direction::Asc, |(_, direction)| *direction);
-    let mut keys: Vec<(SimpleExpr, Direction)> = page
-        .sort
-        .keys
-        .iter()
-        .map(|(key, direction)| (key.expr(&rank, q.is_some()), *direction))
-        .collect();
-    keys.push((column(Column::ProductId), tiebreak));
-    if let Some(after) = &page.after {
-        query = query.filter(after_condition(&keys, after));
-    }
-    for (expr, direction) in &keys {
-        query = query.order_by(expr.clone(), direction.order());
-    }
-    query
-        .column_as(rank, "rank")
-        .limit(page.fetch_limit())
-        .into_model::<Ranked>()
+    let searching = q.is_some();
+    let query = page.apply(
+        query,
+        |key| key.expr(&rank, searching),
+        column(Column::ProductId),
+    );
+    query.column_as(rank, "rank").into_model::<Ranked>()
 }
 
 /// The setting fuzzy matching runs under, scoped to its transaction.

@@ -2,11 +2,11 @@
 //! the projections of authors, purchases and products kept from events.
 
 use chrono::{DateTime, Utc};
-use platform::pagination::{Direction, KeyKind, KeyValue, PageRequest, SortField, after_condition};
+use platform::pagination::{KeyKind, KeyValue, PageRequest, SortField};
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -89,25 +89,7 @@ pub fn list_query(
     if let Some(verified) = filter.verified {
         query = query.filter(Column::VerifiedPurchase.eq(verified));
     }
-    let tiebreak = page
-        .sort
-        .keys
-        .last()
-        .map_or(Direction::Asc, |(_, direction)| *direction);
-    let mut keys: Vec<(SimpleExpr, Direction)> = page
-        .sort
-        .keys
-        .iter()
-        .map(|(key, direction)| (column(key.column()), *direction))
-        .collect();
-    keys.push((column(Column::ReviewId), tiebreak));
-    if let Some(after) = &page.after {
-        query = query.filter(after_condition(&keys, after));
-    }
-    for (expr, direction) in keys {
-        query = query.order_by(expr, direction.order());
-    }
-    query.limit(page.fetch_limit())
+    page.apply(query, |key| column(key.column()), column(Column::ReviewId))
 }
 
 /// One page of reviews (one row more than the page, to tell whether another follows).
