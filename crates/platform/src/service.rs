@@ -51,6 +51,25 @@ impl Infra {
         }
     }
 
+    /// Consumes `subscription` with `handler` in a task of its own until
+    /// `shutdown`; its queues are declared before this returns when the
+    /// broker is there (see [`crate::consumer::subscribe`]).
+    pub async fn follow(
+        &self,
+        subscription: crate::consumer::Subscription,
+        handler: Arc<dyn crate::consumer::Handler>,
+        shutdown: &CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let consuming = crate::consumer::subscribe(
+            self.broker.clone(),
+            self.consumer(subscription),
+            handler,
+            shutdown.clone(),
+        )
+        .await;
+        tokio::spawn(consuming)
+    }
+
     /// The name of the service's database: unique per deployment, so it
     /// namespaces anything the deployment keeps in shared Redis.
     pub fn database_name(&self) -> String {

@@ -214,18 +214,17 @@ pub async fn run_on(
             }
         },
     ));
-    let consuming = platform::consumer::subscribe(
-        infra.broker.clone(),
-        infra.consumer(deletions::SUBSCRIPTION),
-        Arc::new(deletions::UserDeleted {
-            db: infra.db.clone(),
-            redis: infra.redis.clone(),
-            verifier: infra.verifier.clone(),
-        }),
-        shutdown.clone(),
-    )
-    .await;
-    let consumer = tokio::spawn(consuming);
+    let consumer = infra
+        .follow(
+            deletions::SUBSCRIPTION,
+            Arc::new(deletions::UserDeleted {
+                db: infra.db.clone(),
+                redis: infra.redis.clone(),
+                verifier: infra.verifier.clone(),
+            }),
+            &shutdown,
+        )
+        .await;
     let (api, openapi) = router(state);
     let served = infra.serve(api, openapi, listener, shutdown).await;
     consumer.await.ok();

@@ -176,18 +176,17 @@ pub async fn run_on(
         db: infra.db.clone(),
         wake,
     };
-    let consuming = platform::consumer::subscribe(
-        infra.broker.clone(),
-        infra.consumer(Subscription {
-            max_attempts: settings.notifications.max_attempts.max(1),
-            first_retry: Duration::from_millis(settings.notifications.first_retry_ms),
-            ..delivery::SUBSCRIPTION
-        }),
-        Arc::new(delivery),
-        shutdown.clone(),
-    )
-    .await;
-    let consumer = tokio::spawn(consuming);
+    let consumer = infra
+        .follow(
+            Subscription {
+                max_attempts: settings.notifications.max_attempts.max(1),
+                first_retry: Duration::from_millis(settings.notifications.first_retry_ms),
+                ..delivery::SUBSCRIPTION
+            },
+            Arc::new(delivery),
+            &shutdown,
+        )
+        .await;
     let (api, openapi) = router(AppState {
         db: infra.db.clone(),
         verifier: infra.verifier.clone(),

@@ -216,17 +216,16 @@ pub async fn run_on(
             async move { lapsed::sweep(&state).await }
         },
     ));
-    let consuming = platform::consumer::subscribe(
-        infra.broker.clone(),
-        infra.consumer(ratings::SUBSCRIPTION),
-        Arc::new(ratings::Ratings {
-            db: infra.db.clone(),
-            cache: state.cache.clone(),
-        }),
-        shutdown.clone(),
-    )
-    .await;
-    let consumer = tokio::spawn(consuming);
+    let consumer = infra
+        .follow(
+            ratings::SUBSCRIPTION,
+            Arc::new(ratings::Ratings {
+                db: infra.db.clone(),
+                cache: state.cache.clone(),
+            }),
+            &shutdown,
+        )
+        .await;
     let (api, openapi) = router(state);
     let served = infra.serve(api, openapi, listener, shutdown).await;
     sweeper.await.ok();

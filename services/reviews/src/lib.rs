@@ -122,17 +122,16 @@ pub async fn run_on(
         products: peers::Products::new(peer("products", &settings.products_url)),
         users: peers::Users::new(peer("users", &settings.users_url)),
     };
-    let consuming = platform::consumer::subscribe(
-        infra.broker.clone(),
-        infra.consumer(projection::SUBSCRIPTION),
-        Arc::new(projection::Projector {
-            db: infra.db.clone(),
-            outbox: infra.outbox.clone(),
-        }),
-        shutdown.clone(),
-    )
-    .await;
-    let consumer = tokio::spawn(consuming);
+    let consumer = infra
+        .follow(
+            projection::SUBSCRIPTION,
+            Arc::new(projection::Projector {
+                db: infra.db.clone(),
+                outbox: infra.outbox.clone(),
+            }),
+            &shutdown,
+        )
+        .await;
     let (api, openapi) = router(state);
     let served = infra.serve(api, openapi, listener, shutdown).await;
     consumer.await.ok();
