@@ -77,7 +77,7 @@ async fn closed_port() -> String {
 }
 
 impl TestGateway {
-    /// users is real; auth and orders echo; products and notifications are down.
+    /// users is real; auth, orders and reviews echo; products and notifications are down.
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
@@ -102,7 +102,8 @@ impl TestGateway {
         let upstreams: HashMap<&'static str, Vec<String>> = HashMap::from([
             ("users", vec![users_base.clone()]),
             ("auth", vec![echo.clone()]),
-            ("orders", vec![echo]),
+            ("orders", vec![echo.clone()]),
+            ("reviews", vec![echo]),
             ("products", vec![down.clone()]),
             ("notifications", vec![down]),
         ]);

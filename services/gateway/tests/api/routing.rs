@@ -53,6 +53,25 @@ async fn purchase_history_goes_to_orders_with_path_query_and_token_intact() {
 }
 
 #[tokio::test]
+async fn reviews_paths_reach_reviews_not_products_or_users() {
+    let gw = TestGateway::spawn().await;
+    for path in [
+        "/products/abc/reviews?rating=5",
+        "/products/abc/reviews/summary",
+        "/users/abc/reviews",
+        "/reviews/abc",
+        "/reviews?ids=a,b",
+    ] {
+        let response = gw.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let echoed: Value = response.json().await.expect("json");
+        assert_eq!(echoed["path"], path);
+    }
+    // The rest of /products stays with products, which is down here.
+    assert_eq!(gw.get("/products/abc").await.status(), 503);
+}
+
+#[tokio::test]
 async fn the_request_id_is_passed_to_the_service_and_returned() {
     let gw = TestGateway::spawn().await;
     let response = gw
