@@ -27,7 +27,7 @@ examples="${CONFORMANCE_EXAMPLES:-20}"
 pg=postgres://postgres@127.0.0.1:5432
 redis_db="${CONFORMANCE_REDIS_DB:-12}"
 namespace=conformance.
-services=(auth users products orders notifications reviews)
+services=(users products orders notifications reviews auth)
 declare -A port=([gateway]=29080 [auth]=29081 [users]=29082 [products]=29083 [orders]=29084 [notifications]=29085 [reviews]=29086)
 base="http://127.0.0.1:${port[gateway]}"
 
@@ -109,12 +109,18 @@ for service in "${services[@]}"; do
   curl -sf "http://127.0.0.1:${port[$service]}/readyz" >/dev/null ||
     { tail -n 40 "$log" >&2; die "$service is not ready"; }
 done
-token=$(curl -sf "$base/auth/login" -H 'content-type: application/json' \
-  -d "{\"username\":\"conformance-admin\",\"password\":\"$admin_password\"}" | jq -r .access_token)
-[ -n "$token" ] && [ "$token" != null ] || die "the admin cannot log in"
+# A fresh token for every document: the generated requests include logouts,
+# and one that revokes the admin's token would leave every later document
+# tested for 401s only. Auth, whose own run revokes it, goes last.
+login() {
+  token=$(curl -sf "$base/auth/login" -H 'content-type: application/json' \
+    -d "{\"username\":\"conformance-admin\",\"password\":\"$admin_password\"}" | jq -r .access_token)
+  [ -n "$token" ] && [ "$token" != null ] || die "the admin cannot log in (before $1)"
+}
 
 failed=()
 for service in "${services[@]}"; do
+  login "$service"
   say "$service: $examples examples per operation, seed $seed"
   if ! st run "http://127.0.0.1:${port[$service]}/openapi.json" --url "$base" \
     --checks not_a_server_error,status_code_conformance,response_schema_conformance,negative_data_rejection \
