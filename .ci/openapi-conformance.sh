@@ -7,7 +7,7 @@
 #   bash .ci/openapi-conformance.sh [BINARY]   # default: ${CARGO_TARGET_DIR:-target}/debug/shop
 #
 # Isolation from a developer's `shop serve`, the tests and the smoke test:
-# loopback ports 29080-29085, its own databases conformance_<service>
+# loopback ports 29080-29086, its own databases conformance_<service>
 # (dropped before and after), the broker namespace `conformance.`, Redis
 # database $CONFORMANCE_REDIS_DB (default 12, flushed after). A fixed seed
 # and a bounded number of examples per operation keep runs repeatable.
@@ -27,8 +27,8 @@ examples="${CONFORMANCE_EXAMPLES:-20}"
 pg=postgres://postgres@127.0.0.1:5432
 redis_db="${CONFORMANCE_REDIS_DB:-12}"
 namespace=conformance.
-services=(auth users products orders notifications)
-declare -A port=([gateway]=29080 [auth]=29081 [users]=29082 [products]=29083 [orders]=29084 [notifications]=29085)
+services=(users products orders notifications reviews auth)
+declare -A port=([gateway]=29080 [auth]=29081 [users]=29082 [products]=29083 [orders]=29084 [notifications]=29085 [reviews]=29086)
 base="http://127.0.0.1:${port[gateway]}"
 
 [ -x "$binary" ] || die "no executable binary at $binary (build it, or pass its path)"
@@ -109,12 +109,18 @@ for service in "${services[@]}"; do
   curl -sf "http://127.0.0.1:${port[$service]}/readyz" >/dev/null ||
     { tail -n 40 "$log" >&2; die "$service is not ready"; }
 done
-token=$(curl -sf "$base/auth/login" -H 'content-type: application/json' \
-  -d "{\"username\":\"conformance-admin\",\"password\":\"$admin_password\"}" | jq -r .access_token)
-[ -n "$token" ] && [ "$token" != null ] || die "the admin cannot log in"
+# A fresh token for every document: the generated requests include logouts,
+# and one that revokes the admin's token would leave every later document
+# tested for 401s only. Auth, whose own run revokes it, goes last.
+login() {
+  token=$(curl -sf "$base/auth/login" -H 'content-type: application/json' \
+    -d "{\"username\":\"conformance-admin\",\"password\":\"$admin_password\"}" | jq -r .access_token)
+  [ -n "$token" ] && [ "$token" != null ] || die "the admin cannot log in (before $1)"
+}
 
 failed=()
 for service in "${services[@]}"; do
+  login "$service"
   say "$service: $examples examples per operation, seed $seed"
   if ! st run "http://127.0.0.1:${port[$service]}/openapi.json" --url "$base" \
     --checks not_a_server_error,status_code_conformance,response_schema_conformance,negative_data_rejection \

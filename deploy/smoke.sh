@@ -3,12 +3,12 @@
 # machine into the runtime stage of deploy/Dockerfile, runs every service as
 # its own container (as Kubernetes would: read-only root, no capabilities,
 # uid 10001) against the machine's PostgreSQL, Redis and RabbitMQ, and walks
-# one purchase through the gateway.
+# one purchase and a review of it through the gateway.
 #
 #   bash deploy/smoke.sh [BINARY]      # default: ${CARGO_TARGET_DIR:-target}/debug/shop
 #
 # Isolation from a developer's `shop serve` and from the tests: host
-# networking on loopback ports 28080-28085, its own databases smoke_<service>
+# networking on loopback ports 28080-28086 (and 28089), its own databases smoke_<service>
 # (dropped before and after), the broker namespace `smoke.` (its queues and
 # exchanges deleted after), Redis database $SMOKE_REDIS_DB (default 13,
 # flushed after). Prints `smoke: passed` last on success; on a failure it
@@ -28,9 +28,9 @@ prefix=shop-smoke
 pg=postgres://postgres@127.0.0.1:5432
 redis_db="${SMOKE_REDIS_DB:-13}"
 namespace=smoke.
-services=(users auth products orders notifications gateway)
-with_database=(users auth products orders notifications)
-declare -A port=([gateway]=28080 [auth]=28081 [users]=28082 [products]=28083 [orders]=28084 [notifications]=28085)
+services=(users auth products orders notifications reviews gateway)
+with_database=(users auth products orders notifications reviews)
+declare -A port=([gateway]=28080 [auth]=28081 [users]=28082 [products]=28083 [orders]=28084 [notifications]=28085 [reviews]=28086)
 base="http://127.0.0.1:${port[gateway]}"
 
 # --- Preconditions ----------------------------------------------------------
@@ -192,7 +192,7 @@ for service in "${services[@]}"; do
     --stop-timeout 15 \
     "$image" serve "$service" >/dev/null || fail "cannot start the $service container"
 done
-say "started ${services[*]} on ports ${port[gateway]}-${port[notifications]}"
+say "started ${services[*]} on ports ${port[gateway]}-${port[reviews]}"
 
 # --- Ready --------------------------------------------------------------------
 for service in "${services[@]}"; do
@@ -262,6 +262,22 @@ request GET "/orders/$order_id" 200 "$customer_token"
 [ "$(jq -r .order_id "$body")" = "$order_id" ] || fail "GET /orders/$order_id answered another order: $(cat "$body")"
 [ "$(jq -r .user_id "$body")" = "$customer_id" ] || fail "the order is not the customer's: $(cat "$body")"
 [ "$(jq -r .total_cents "$body")" = 2599 ] || fail "the order's total is not 2599: $(cat "$body")"
+
+# The customer reviews the product; anyone reads it back (no token).
+request POST "/products/$product_id/reviews" 201 "$customer_token" \
+  '{"rating": 4, "title": "Boils fast", "body": "Quiet, and the lid closes well."}'
+review_id=$(jq -r .review_id "$body")
+case "$review_id" in "" | null) fail "no review id in $(cat "$body")" ;; esac
+request GET "/reviews/$review_id" 200
+[ "$(jq -r .product_id "$body")" = "$product_id" ] || fail "the review is not of the product: $(cat "$body")"
+[ "$(jq -r .user_id "$body")" = "$customer_id" ] || fail "the review is not the customer's: $(cat "$body")"
+[ "$(jq -r .author_name "$body")" = "Smoke Customer" ] || fail "the review's author is not named: $(cat "$body")"
+request GET "/products/$product_id/reviews" 200
+[ "$(jq -r '[.data[].review_id] | join(",")' "$body")" = "$review_id" ] ||
+  fail "the product's reviews are not the one review: $(cat "$body")"
+request GET "/products/$product_id/reviews/summary" 200
+[ "$(jq -r .count "$body")" = 1 ] || fail "the summary does not count one review: $(cat "$body")"
+[ "$(jq -r '.histogram["4"]' "$body")" = 1 ] || fail "the summary's histogram has no 4-star review: $(cat "$body")"
 
 # The image's health check, run by Podman the way an engine would.
 podman healthcheck run "$prefix-gateway" >/dev/null || fail "podman healthcheck run $prefix-gateway failed"

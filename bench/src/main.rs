@@ -7,6 +7,7 @@ mod cluster;
 mod event_figures;
 mod load;
 mod orders_figures;
+mod reviews_figures;
 mod search_figures;
 mod server;
 
@@ -22,6 +23,9 @@ use crate::server::Server;
 
 /// Concurrent customers in the single-item order scenarios the target names.
 const ORDER_CLIENTS: usize = 16;
+/// Products in the reviews scenario, and reviews of each (one first page).
+const REVIEWED_PRODUCTS: usize = 50;
+const REVIEWS_PER_PRODUCT: usize = 20;
 
 /// Benchmark the shop over HTTP.
 #[derive(Debug, Parser)]
@@ -44,7 +48,7 @@ struct Args {
     /// bcrypt cost the server is started with (its default is 12).
     #[arg(long, default_value_t = 12)]
     bcrypt_cost: u32,
-    /// Only these groups of scenarios (users, products, orders, events, auth); all when empty.
+    /// Only these groups of scenarios (users, products, reviews, orders, events, auth); all when empty.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     #[command(subcommand)]
@@ -274,6 +278,47 @@ async fn main() -> anyhow::Result<()> {
                 name, report.rate, report.p50_ms, report.p99_ms, report.errors
             );
         }
+    }
+
+    if args.runs("reviews") {
+        // Reviews: a product's first page of reviews, read through the gateway.
+        let seeding = Instant::now();
+        let reviewed = reviews_figures::reviewed_products(
+            &gateway,
+            &admin,
+            REVIEWED_PRODUCTS,
+            REVIEWS_PER_PRODUCT,
+        )
+        .await?;
+        println!(
+            "\n{} reviews of {REVIEWED_PRODUCTS} products by {REVIEWS_PER_PRODUCT} customers, written through the gateway in {:.1} s",
+            REVIEWED_PRODUCTS * REVIEWS_PER_PRODUCT,
+            seeding.elapsed().as_secs_f64()
+        );
+        if !args.runs("users") {
+            println!(
+                "{:<62} {:>10} {:>9} {:>9} {:>7}",
+                "scenario", "req/s", "p50 ms", "p99 ms", "errors"
+            );
+        }
+        let paths: Vec<String> = reviewed
+            .iter()
+            .map(|id| format!("/products/{id}/reviews"))
+            .collect();
+        let name = format!(
+            "GET /products/{{id}}/reviews, {REVIEWS_PER_PRODUCT} a page, via gateway, {} clients",
+            args.connections
+        );
+        let report = run_load(
+            Target::new(&gateway, paths, &admin),
+            args.connections,
+            duration,
+        )
+        .await?;
+        println!(
+            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+            name, report.rate, report.p50_ms, report.p99_ms, report.errors
+        );
     }
 
     if args.runs("orders") {

@@ -26,6 +26,7 @@ const AUTH_PORT: u16 = 18081;
 const PRODUCTS_PORT: u16 = 18083;
 const ORDERS_PORT: u16 = 18084;
 const NOTIFICATIONS_PORT: u16 = 18085;
+const REVIEWS_PORT: u16 = 18086;
 /// The admin the bench logs in as.
 pub const ADMIN: &str = "bench-admin";
 /// Its password.
@@ -40,6 +41,7 @@ const QUEUES: &[&str] = &[
     "auth.events.retry",
     "notifications.events",
     "notifications.events.retry",
+    "reviews.events",
 ];
 
 impl Server {
@@ -55,6 +57,7 @@ impl Server {
         let products_database = "postgres://postgres@127.0.0.1:5432/shop_bench_products";
         let orders_database = "postgres://postgres@127.0.0.1:5432/shop_bench_orders";
         let notifications_database = "postgres://postgres@127.0.0.1:5432/shop_bench_notifications";
+        let reviews_database = "postgres://postgres@127.0.0.1:5432/shop_bench_reviews";
         reset_database().await?;
         reset_queues().await?;
         let migrate = Command::new(shop)
@@ -64,6 +67,7 @@ impl Server {
             .env("SHOP_PRODUCTS_DATABASE_URL", products_database)
             .env("SHOP_ORDERS_DATABASE_URL", orders_database)
             .env("SHOP_NOTIFICATIONS_DATABASE_URL", notifications_database)
+            .env("SHOP_REVIEWS_DATABASE_URL", reviews_database)
             .stdout(Stdio::null())
             .status()
             .await?;
@@ -114,6 +118,8 @@ impl Server {
             .env("SHOP_ORDERS_PORT", ORDERS_PORT.to_string())
             .env("SHOP_NOTIFICATIONS_DATABASE_URL", notifications_database)
             .env("SHOP_NOTIFICATIONS_PORT", NOTIFICATIONS_PORT.to_string())
+            .env("SHOP_REVIEWS_DATABASE_URL", reviews_database)
+            .env("SHOP_REVIEWS_PORT", REVIEWS_PORT.to_string())
             .env(
                 "SHOP_MAIL_DIR",
                 std::env::temp_dir().join("shop-bench-mail"),
@@ -253,6 +259,7 @@ async fn reset_database() -> anyhow::Result<()> {
         "shop_bench_products",
         "shop_bench_orders",
         "shop_bench_notifications",
+        "shop_bench_reviews",
     ] {
         psql(
             "postgres",

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
-use super::topology::{NAMESPACE, SERVICES, database_url};
+use super::topology::{INGRESS, NAMESPACE, SERVICES, database_url};
 use super::traffic::Ledger;
 
 /// What the audit found.
@@ -96,9 +96,17 @@ impl Databases {
                 "pending mails",
             ),
         ];
-        let queued = queued(&["notifications.events", "notifications.events.retry"]).await?;
-        if queued > 0 {
-            waiting.push(format!("{queued} events queued for notifications"));
+        let for_notifications =
+            queued(&["notifications.events", "notifications.events.retry"]).await?;
+        if for_notifications > 0 {
+            waiting.push(format!(
+                "{for_notifications} events queued for notifications"
+            ));
+        }
+        // Deliveries verify purchases: the audit compares them with the orders.
+        let for_reviews = queued(&["reviews.events"]).await?;
+        if for_reviews > 0 {
+            waiting.push(format!("{for_reviews} events queued for reviews"));
         }
         for (service, sql, what) in checks {
             let n = self.count(service, sql).await?;
@@ -147,6 +155,7 @@ pub async fn audit(
     orders(&db, ledger, &mut findings).await?;
     stock(&db, initial_stock, &mut findings).await?;
     mails(&db, mail_dir, &mut findings).await?;
+    reviews(&db, ledger, &mut findings).await?;
     leftovers(&db, &mut findings).await?;
     Ok(findings)
 }
@@ -395,6 +404,110 @@ async fn mails(db: &Databases, mail_dir: &Path, findings: &mut Findings) -> anyh
         twice == 0 && unwritten == 0,
         format!("{} mail files, none written twice", written.len()),
         || format!("mail files: {twice} written twice, {unwritten} sent mails have no file"),
+    );
+    Ok(())
+}
+
+/// Every acknowledged review is readable through the API, as it was written;
+/// no user has two reviews of one product, in the database or in what the
+/// clients were told; and a review is a verified purchase exactly when its
+/// author has a delivered order holding the product.
+async fn reviews(db: &Databases, ledger: &Ledger, findings: &mut Findings) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let mut readable: HashMap<Uuid, (Uuid, Uuid)> = HashMap::new();
+    // `GET /reviews?ids=` takes up to 100 ids.
+    for chunk in ledger.reviews.chunks(100) {
+        let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.to_string()).collect();
+        let url = format!("{INGRESS}/reviews?ids={}", ids.join(","));
+        let page: serde_json::Value = http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("GET /reviews?ids= ({} ids)", ids.len()))?
+            .json()
+            .await?;
+        for review in page["data"].as_array().context("a batch of reviews")? {
+            let field = |name: &str| review[name].as_str().and_then(|v| v.parse::<Uuid>().ok());
+            if let (Some(id), Some(user), Some(product)) =
+                (field("review_id"), field("user_id"), field("product_id"))
+            {
+                readable.insert(id, (user, product));
+            }
+        }
+    }
+    let lost = ledger
+        .reviews
+        .iter()
+        .filter(|(id, user, product)| readable.get(id) != Some(&(*user, *product)))
+        .count() as u64;
+    findings.lost += lost;
+    findings.check(
+        lost == 0,
+        format!(
+            "all {} acknowledged reviews are readable through the gateway",
+            ledger.reviews.len()
+        ),
+        || format!("{lost} acknowledged reviews cannot be read (or changed author or product)"),
+    );
+
+    let twice_stored: i64 = db
+        .count(
+            "reviews",
+            "SELECT coalesce(sum(n - 1), 0)::bigint FROM (
+               SELECT count(*) AS n FROM reviews
+                GROUP BY user_id, product_id HAVING count(*) > 1) twice",
+        )
+        .await?;
+    let mut told: HashMap<(Uuid, Uuid), std::collections::HashSet<Uuid>> = HashMap::new();
+    for (id, user, product) in &ledger.reviews {
+        told.entry((*user, *product)).or_default().insert(*id);
+    }
+    let twice_told: u64 = told.values().map(|ids| ids.len() as u64 - 1).sum();
+    let stored = db.count("reviews", "SELECT count(*) FROM reviews").await?;
+    findings.duplicated += twice_stored as u64 + twice_told;
+    findings.check(
+        twice_stored == 0 && twice_told == 0,
+        format!("{stored} reviews, at most one per user and product"),
+        || {
+            format!(
+                "reviews twice for one user and product: {twice_stored} stored, {twice_told} acknowledged"
+            )
+        },
+    );
+
+    // Who received what, from the orders database; what reviews believes, from its own.
+    let delivered: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT DISTINCT o.user_id, i.product_id
+           FROM orders o JOIN order_items i USING (order_id)
+          WHERE o.status = 'delivered'",
+    )
+    .fetch_all(db.of("orders"))
+    .await?;
+    let delivered: std::collections::HashSet<(Uuid, Uuid)> = delivered.into_iter().collect();
+    let marks: Vec<(Uuid, Uuid, bool)> =
+        sqlx::query_as("SELECT user_id, product_id, verified_purchase FROM reviews")
+            .fetch_all(db.of("reviews"))
+            .await?;
+    let verified = marks.iter().filter(|(_, _, v)| *v).count();
+    let (mut unverified, mut wrongly) = (0u64, 0u64);
+    for (user, product, mark) in &marks {
+        match (delivered.contains(&(*user, *product)), mark) {
+            (true, false) => unverified += 1,
+            (false, true) => wrongly += 1,
+            _ => {}
+        }
+    }
+    // A delivery whose event never reached reviews is a lost effect.
+    findings.lost += unverified;
+    findings.check(
+        unverified == 0 && wrongly == 0,
+        format!("{verified} verified purchases, each backed by a delivered order, none missed"),
+        || {
+            format!(
+                "verified purchases: {unverified} reviews of delivered products not verified, {wrongly} verified without a delivery"
+            )
+        },
     );
     Ok(())
 }

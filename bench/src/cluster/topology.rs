@@ -14,13 +14,14 @@ use anyhow::Context;
 use tokio::process::{Child, Command};
 
 /// Every process kind, the gateway first; the index fixes its ports.
-pub const SERVICES: [&str; 6] = [
+pub const SERVICES: [&str; 7] = [
     "gateway",
     "auth",
     "users",
     "products",
     "orders",
     "notifications",
+    "reviews",
 ];
 /// Replicas of each.
 pub const REPLICAS: usize = 2;
@@ -38,6 +39,7 @@ pub const QUEUES: &[&str] = &[
     "auth.events.retry",
     "notifications.events",
     "notifications.events.retry",
+    "reviews.events",
     "shop.events.dlq",
 ];
 

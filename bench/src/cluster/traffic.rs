@@ -1,11 +1,13 @@
 //! The steady mix the cluster serves while it is broken: customers register,
 //! log in, refresh, browse, search, order with an `Idempotency-Key` and
-//! sometimes cancel; staff pay, ship and deliver. Every request is counted in
-//! the phase it ended in, with its latency and how it failed. A client
-//! retries what is safe to retry (GETs, a POST with an `Idempotency-Key`, a
-//! login, a status change it can recognise as done) after a transport error,
-//! a 502, 503 or 504, as a well-behaved client would; what still fails after
-//! that is a failure the user saw.
+//! sometimes cancel, read products' reviews and review products (bought or
+//! not); staff pay, ship and deliver. Every request is counted in the phase
+//! it ended in, with its latency and how it failed. A client retries what is
+//! safe to retry (GETs, a POST with an `Idempotency-Key`, a login, a status
+//! change it can recognise as done, a review, which one review per user and
+//! product turns into a 409 once written) after a transport error, a 502,
+//! 503 or 504, as a well-behaved client would; what still fails after that
+//! is a failure the user saw.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -144,6 +146,8 @@ pub struct Ledger {
     pub orders: Vec<(Uuid, String)>,
     /// Users answered 201 at registration.
     pub registered: Vec<Uuid>,
+    /// Reviews answered 201: review id, author and product.
+    pub reviews: Vec<(Uuid, Uuid, Uuid)>,
 }
 
 /// Everything the clients share.
@@ -330,16 +334,16 @@ impl Traffic {
                 // A person reads the page before the next click.
                 tokio::time::sleep(Duration::from_millis(20 + rng.below(60))).await;
                 match rng.below(100) {
-                    0..=24 => {
+                    0..=21 => {
                         let limit = 5 + rng.below(20);
                         self.get(&format!("/products?limit={limit}&sort=-created_at"), None)
                             .await;
                     }
-                    25..=44 => {
+                    22..=39 => {
                         let product = self.products[rng.below(self.products.len() as u64) as usize];
                         self.get(&format!("/products/{product}"), None).await;
                     }
-                    45..=54 => {
+                    40..=48 => {
                         let words = ["lamp", "chair", "sturdy lamp", "oak", "lampp"];
                         let q = words[rng.below(words.len() as u64) as usize];
                         self.get(
@@ -348,9 +352,11 @@ impl Traffic {
                         )
                         .await;
                     }
-                    55..=79 => self.order(&mut rng, &session).await,
-                    80..=87 => self.cancel_one(&session).await,
-                    88..=93 => {
+                    49..=54 => self.read_reviews(&mut rng).await,
+                    55..=59 => self.review(&mut rng, &session).await,
+                    60..=81 => self.order(&mut rng, &session).await,
+                    82..=88 => self.cancel_one(&session).await,
+                    89..=94 => {
                         if let Some(fresh) = self.refresh(&session).await {
                             session = fresh;
                         } else if let Some(fresh) = self.login(&session).await {
@@ -475,6 +481,67 @@ impl Traffic {
                 .await;
         }
         self.placed.lock().await.push_back(order_id);
+    }
+
+    /// A product's reviews as a shopper reads them: the first page, sometimes
+    /// the best ones, sometimes the summary too.
+    async fn read_reviews(&self, rng: &mut Rng) {
+        let product = self.products[rng.below(self.products.len() as u64) as usize];
+        let query = match rng.below(3) {
+            0 => "?sort=-rating&limit=10",
+            _ => "",
+        };
+        self.get(&format!("/products/{product}/reviews{query}"), None)
+            .await;
+        if rng.below(2) == 0 {
+            self.get(&format!("/products/{product}/reviews/summary"), None)
+                .await;
+        }
+    }
+
+    /// Reviews a product, bought or not. Retrying is safe: a review that was
+    /// written before its answer got lost makes the retry a 409, and so does
+    /// a product this customer reviewed before.
+    async fn review(&self, rng: &mut Rng, session: &Session) {
+        let product = self.products[rng.below(self.products.len() as u64) as usize];
+        let stars = 1 + rng.below(5);
+        let body = json!({
+            "rating": stars,
+            "title": format!("{stars} stars"),
+            "body": "Reviewed while the cluster was being broken.",
+        });
+        let Some(answer) = self
+            .send(Call {
+                method: &Method::POST,
+                path: &format!("/products/{product}/reviews"),
+                token: Some(&session.access),
+                body: Some(&body),
+                idempotency_key: None,
+                retry: true,
+                expected: &[201, 409],
+            })
+            .await
+        else {
+            return;
+        };
+        if answer.status != 201 {
+            return;
+        }
+        let Some(review_id) = answer.body["review_id"]
+            .as_str()
+            .and_then(|id| id.parse::<Uuid>().ok())
+        else {
+            return;
+        };
+        self.ledger
+            .lock()
+            .await
+            .reviews
+            .push((review_id, session.user_id, product));
+        // Read it back now and then, from whichever replica answers.
+        if rng.below(3) == 0 {
+            self.get(&format!("/reviews/{review_id}"), None).await;
+        }
     }
 
     /// Cancels the customer's newest order that is still only created or paid.
