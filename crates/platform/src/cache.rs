@@ -355,6 +355,9 @@ impl std::fmt::Debug for GenerationalCache {
     }
 }
 
+/// Least time a scope's generation counter is kept after its last change.
+const SCOPE_GENERATION_SECS: u64 = 86_400;
+
 // KEYS[1]: the generation counter; ARGV[1]: the entry key before the
 // generation; ARGV[2]: after it. Both keys share one hash tag.
 const GET_CURRENT: &str = r"
@@ -365,6 +368,7 @@ return {generation, redis.call('GET', ARGV[1] .. generation .. ARGV[2])}
 /// What a lookup found: the generation to store under, and the answer if cached.
 #[derive(Debug)]
 pub struct Lookup {
+    scope: String,
     generation: Option<String>,
     /// The cached answer.
     pub hit: Option<String>,
@@ -393,12 +397,22 @@ impl GenerationalCache {
         }
     }
 
-    fn generation_key(&self) -> String {
-        format!("{{shop}}:{}:generation", self.prefix)
+    /// Where `scope`'s answers live: the whole cache's for `""`, else one
+    /// scope's (see [`Self::get_in`]).
+    fn scoped(&self, scope: &str) -> String {
+        if scope.is_empty() {
+            format!("{{shop}}:{}", self.prefix)
+        } else {
+            format!("{{shop}}:{}:{scope}", self.prefix)
+        }
     }
 
-    fn entry_key(&self, generation: &str, key: &str) -> String {
-        format!("{{shop}}:{}:{generation}:{key}", self.prefix)
+    fn generation_key(&self, scope: &str) -> String {
+        format!("{}:generation", self.scoped(scope))
+    }
+
+    fn entry_key(&self, scope: &str, generation: &str, key: &str) -> String {
+        format!("{}:{generation}:{key}", self.scoped(scope))
     }
 
     fn available(&self) -> bool {
@@ -411,7 +425,8 @@ impl GenerationalCache {
 
     fn failed(&self, err: &dyn std::fmt::Display) {
         let until = chrono::Utc::now().timestamp_millis() + BACKOFF_MS;
-        let before = self.skip_until_ms.swap(until, Ordering::Relaxed);
+        // Never shortens a longer pause a failed scope invalidation asked for.
+        let before = self.skip_until_ms.fetch_max(until, Ordering::Relaxed);
         if before < chrono::Utc::now().timestamp_millis() {
             tracing::warn!(cache = %self.prefix, %err, "cache unavailable; computing answers afresh");
         }
@@ -420,7 +435,15 @@ impl GenerationalCache {
 
     /// Looks `key` up in the current generation.
     pub async fn get(&self, key: &str) -> Lookup {
+        self.get_in("", key).await
+    }
+
+    /// Looks `key` up among the answers of `scope` (one product's pages,
+    /// say), which have a generation of their own: a change to one scope
+    /// ([`Self::invalidate_in`]) leaves the other scopes' answers cached.
+    pub async fn get_in(&self, scope: &str, key: &str) -> Lookup {
         let miss = Lookup {
+            scope: scope.to_owned(),
             generation: None,
             hit: None,
         };
@@ -428,9 +451,9 @@ impl GenerationalCache {
             return miss;
         }
         let mut conn = self.redis.clone();
-        let mut invocation = self.get.key(self.generation_key());
+        let mut invocation = self.get.key(self.generation_key(scope));
         invocation
-            .arg(format!("{{shop}}:{}:", self.prefix))
+            .arg(format!("{}:", self.scoped(scope)))
             .arg(format!(":{key}"));
         let call = invocation.invoke_async::<(String, Option<String>)>(&mut conn);
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
@@ -442,6 +465,7 @@ impl GenerationalCache {
                 };
                 metrics::counter!(counter, "cache" => "lists").increment(1);
                 Lookup {
+                    scope: scope.to_owned(),
                     generation: Some(generation),
                     hit,
                 }
@@ -467,7 +491,7 @@ impl GenerationalCache {
         }
         let mut conn = self.redis.clone();
         let mut set = redis::cmd("SET");
-        set.arg(self.entry_key(generation, key))
+        set.arg(self.entry_key(&lookup.scope, generation, key))
             .arg(value)
             .arg("EX")
             .arg(self.ttl_secs);
@@ -498,10 +522,40 @@ impl GenerationalCache {
         }
     }
 
+    /// Drops the cached answers of `scope`. When Redis does not take the
+    /// bump, this process stops reading the cache for one entry lifetime, by
+    /// which time every answer from before the change has expired; other
+    /// processes may serve such an answer until then.
+    pub async fn invalidate_in(&self, scope: &str) {
+        if self.ttl_secs == 0 {
+            return;
+        }
+        let mut conn = self.redis.clone();
+        let key = self.generation_key(scope);
+        let mut bump = redis::pipe();
+        // A scope's counter outlives its answers by far, so that a counter
+        // that expired and starts again at 0 finds no answers left under 0.
+        bump.atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(SCOPE_GENERATION_SECS.max(self.ttl_secs * 100))
+            .ignore();
+        let sent = tokio::time::timeout(CALL_TIMEOUT, bump.query_async::<()>(&mut conn)).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            let until = chrono::Utc::now().timestamp_millis() + self.ttl_secs as i64 * 1000;
+            self.skip_until_ms.fetch_max(until, Ordering::Relaxed);
+            metrics::counter!("cache_failures_total", "cache" => "lists").increment(1);
+            tracing::warn!(cache = %self.prefix, scope, "could not drop a scope's cached answers; not reading the cache until they expire");
+        }
+    }
+
     async fn bump(&self, timeout: Duration) -> Result<(), String> {
         let mut conn = self.redis.clone();
         let mut incr = redis::cmd("INCR");
-        incr.arg(self.generation_key());
+        incr.arg(self.generation_key(""));
         match tokio::time::timeout(timeout, incr.query_async::<i64>(&mut conn)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(err)) => Err(err.to_string()),

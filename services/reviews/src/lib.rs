@@ -21,6 +21,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use platform::auth::Verifier;
+use platform::cache::GenerationalCache;
 use platform::openapi::BearerAuth;
 use platform::outbox::Outbox;
 use platform::peer::Peer;
@@ -60,7 +61,12 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub products: peers::Products,
     pub users: peers::Users,
+    /// Products' first review pages and summaries (see [`reading`]).
+    pub pages: GenerationalCache,
 }
+
+/// Seconds a cached page lives; every change drops it sooner.
+const PAGE_CACHE_SECS: u64 = 30;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -115,7 +121,13 @@ pub async fn run_on(
     let infra = Infra::connect(settings.service.clone(), migrations()).await?;
     let token = infra.settings.internal_token.clone();
     let peer = |name, urls: &str| Peer::new(name, urls, token.clone(), Duration::from_secs(5));
+    let pages = GenerationalCache::new(
+        infra.redis.clone(),
+        &format!("review-pages:{}", infra.database_name()),
+        PAGE_CACHE_SECS,
+    );
     let state = AppState {
+        pages: pages.clone(),
         db: infra.db.clone(),
         outbox: infra.outbox.clone(),
         verifier: infra.verifier.clone(),
@@ -128,6 +140,7 @@ pub async fn run_on(
             Arc::new(projection::Projector {
                 db: infra.db.clone(),
                 outbox: infra.outbox.clone(),
+                pages,
             }),
             &shutdown,
         )

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use events::{Envelope, Event, ReviewChanged};
 use futures::future::BoxFuture;
+use platform::cache::GenerationalCache;
 use platform::consumer::{Handler, Subscription};
 use platform::outbox::Outbox;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use uuid::Uuid;
 
 use crate::store;
 
@@ -34,6 +36,16 @@ pub const SUBSCRIPTION: Subscription = Subscription {
 pub struct Projector {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
+    pub pages: GenerationalCache,
+}
+
+/// What applying an event changed beyond the projections.
+#[derive(Default)]
+struct Applied {
+    /// Events were written to the outbox.
+    announced: bool,
+    /// Products whose reviews changed (renamed, verified, deleted).
+    products: Vec<Uuid>,
 }
 
 impl Handler for Projector {
@@ -45,25 +57,34 @@ impl Handler for Projector {
                     Box::pin(async move { apply(txn, &outbox, &event).await })
                 })
                 .await?;
-            if applied == Some(true) {
-                self.outbox.notify();
+            if let Some(applied) = applied {
+                if applied.announced {
+                    self.outbox.notify();
+                }
+                for product_id in applied.products {
+                    crate::reading::changed(&self.pages, product_id).await;
+                }
             }
             Ok(())
         })
     }
 }
 
-/// Applies one event inside `txn`; true when it wrote to the outbox.
+/// Applies one event inside `txn`.
 async fn apply(
     txn: &DatabaseTransaction,
     outbox: &Outbox,
     envelope: &Envelope,
-) -> Result<bool, DbErr> {
+) -> Result<Applied, DbErr> {
     match &envelope.event {
         Event::UserRegistered(user) | Event::UserUpdated(user) => {
             store::lock_user(txn, user.user_id).await?;
-            store::record_author(txn, user.user_id, &user.name, envelope.occurred_at).await?;
-            Ok(false)
+            let products =
+                store::record_author(txn, user.user_id, &user.name, envelope.occurred_at).await?;
+            Ok(Applied {
+                announced: false,
+                products,
+            })
         }
         Event::UserDeleted(user) => {
             store::lock_user(txn, user.user_id).await?;
@@ -87,27 +108,36 @@ async fn apply(
                 tracing::info!(user_id = %user.user_id, reviews = gone.len(), "deleted the reviews of a deleted user");
             }
             outbox.enqueue(txn, &events).await?;
-            Ok(!events.is_empty())
+            Ok(Applied {
+                announced: !events.is_empty(),
+                products: gone.iter().map(|review| review.product_id).collect(),
+            })
         }
         Event::OrderCreated(order) => {
             store::lock_user(txn, order.user_id).await?;
             let products: Vec<_> = order.items.iter().map(|line| line.product_id).collect();
             store::record_order_lines(txn, order.order_id, order.user_id, &products).await?;
             // Its delivery may have been heard of first.
-            store::verify_purchases(txn, order.user_id).await?;
-            Ok(false)
+            let products = store::verify_purchases(txn, order.user_id).await?;
+            Ok(Applied {
+                announced: false,
+                products,
+            })
         }
         Event::OrderStatusChanged(change) if change.to == "delivered" => {
             store::lock_user(txn, change.user_id).await?;
             store::record_delivery(txn, change.order_id, change.user_id).await?;
-            store::verify_purchases(txn, change.user_id).await?;
-            Ok(false)
+            let products = store::verify_purchases(txn, change.user_id).await?;
+            Ok(Applied {
+                announced: false,
+                products,
+            })
         }
         Event::ProductUpdated(product) => {
             store::record_product(txn, product.product_id, product.version, product.deleted)
                 .await?;
-            Ok(false)
+            Ok(Applied::default())
         }
-        _ => Ok(false),
+        _ => Ok(Applied::default()),
     }
 }

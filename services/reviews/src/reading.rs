@@ -1,7 +1,12 @@
 //! Reading reviews, which anyone may: one, several by id, a product's in
 //! pages with filters, an author's newest first, and a product's summary.
+//!
+//! A product's first pages and its summary are what every product page
+//! shows, so they are kept in Redis per product, and every change to the
+//! product's reviews drops them ([`changed`]) before it is answered.
 
 use platform::bulk::{Batch, parse_ids};
+use platform::cache::GenerationalCache;
 use platform::pagination::{Direction, KeyValue, Page, PageRequest};
 use platform::{ApiError, ApiResult};
 use uuid::Uuid;
@@ -46,12 +51,21 @@ async fn page_of(
     Ok(page.map(Review::from))
 }
 
-/// A page of the product's reviews.
+/// Drops the cached pages and summary of the product, whose reviews changed.
+pub async fn changed(pages: &GenerationalCache, product_id: Uuid) {
+    pages.invalidate_in(&product_id.to_string()).await;
+}
+
+fn json<T: serde::Serialize>(value: &T) -> ApiResult<String> {
+    serde_json::to_string(value).map_err(|err| ApiError::Internal(err.into()))
+}
+
+/// A page of the product's reviews, as JSON.
 pub async fn of_product(
     state: &AppState,
     product_id: Uuid,
     query: &ProductReviewsQuery,
-) -> ApiResult<Page<Review>> {
+) -> ApiResult<String> {
     let rating = query
         .rating
         .map(|stars| {
@@ -72,7 +86,22 @@ pub async fn of_product(
         rating,
         verified: query.verified,
     };
-    page_of(state, filter, page).await
+    // Later pages are walked rarely and each by one reader: only first pages are kept.
+    if page.after.is_some() {
+        return json(&page_of(state, filter, page).await?);
+    }
+    let scope = product_id.to_string();
+    let key = format!(
+        "page|{rating:?}|{:?}|{:?}|{}",
+        query.verified, page.sort.keys, page.limit
+    );
+    let lookup = state.pages.get_in(&scope, &key).await;
+    if let Some(hit) = lookup.hit {
+        return Ok(hit);
+    }
+    let answer = json(&page_of(state, filter, page).await?)?;
+    state.pages.put(&lookup, &key, &answer).await;
+    Ok(answer)
 }
 
 /// A page of the user's reviews, newest first.
@@ -91,7 +120,14 @@ pub async fn of_user(
     page_of(state, filter, page).await
 }
 
-pub async fn summary(state: &AppState, product_id: Uuid) -> ApiResult<Summary> {
+/// The product's summary, as JSON.
+pub async fn summary(state: &AppState, product_id: Uuid) -> ApiResult<String> {
+    let lookup = state.pages.get_in(&product_id.to_string(), "summary").await;
+    if let Some(hit) = lookup.hit {
+        return Ok(hit);
+    }
     let stars = store::stars_of(&state.db, product_id).await?;
-    Ok(domain::summarise(product_id, &stars))
+    let answer = json::<Summary>(&domain::summarise(product_id, &stars))?;
+    state.pages.put(&lookup, "summary", &answer).await;
+    Ok(answer)
 }

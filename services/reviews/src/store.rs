@@ -210,13 +210,13 @@ pub async fn author<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Option<
 
 /// Records `name` as of `as_of` unless something newer is known (a later
 /// rename, or the user's deletion), and renames the author's reviews.
-/// Returns whether the name was taken.
+/// Returns the products whose reviews were renamed.
 pub async fn record_author<C: ConnectionTrait>(
     db: &C,
     user_id: Uuid,
     name: &str,
     as_of: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<Vec<Uuid>, DbErr> {
     let taken = db
         .execute(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -228,15 +228,27 @@ pub async fn record_author<C: ConnectionTrait>(
         .await?
         .rows_affected()
         == 1;
-    if taken {
-        db.execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE reviews SET author_name = $2 WHERE user_id = $1 AND author_name <> $2",
-            [user_id.into(), name.into()],
-        ))
-        .await?;
+    if !taken {
+        return Ok(Vec::new());
     }
-    Ok(taken)
+    products_of(
+        db,
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE reviews SET author_name = $2 WHERE user_id = $1 AND author_name <> $2
+             RETURNING product_id",
+            [user_id.into(), name.into()],
+        ),
+    )
+    .await
+}
+
+async fn products_of<C: ConnectionTrait>(db: &C, statement: Statement) -> Result<Vec<Uuid>, DbErr> {
+    db.query_all(statement)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<Uuid>("", "product_id"))
+        .collect()
 }
 
 /// Marks the user deleted for good (a tombstone no late event overwrites)
@@ -293,19 +305,24 @@ pub async fn record_delivery<C: ConnectionTrait>(
 }
 
 /// Marks verified every review of `user_id` for a product they have a
-/// delivered order of; returns how many turned.
-pub async fn verify_purchases<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<u64, DbErr> {
-    Ok(db
-        .execute(Statement::from_sql_and_values(
+/// delivered order of; returns those products.
+pub async fn verify_purchases<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+) -> Result<Vec<Uuid>, DbErr> {
+    products_of(
+        db,
+        Statement::from_sql_and_values(
             DbBackend::Postgres,
             "UPDATE reviews r SET verified_purchase = true
              WHERE r.user_id = $1 AND NOT r.verified_purchase
                AND EXISTS (SELECT 1 FROM order_lines l JOIN delivered_orders d USING (order_id)
-                           WHERE l.user_id = r.user_id AND l.product_id = r.product_id)",
+                           WHERE l.user_id = r.user_id AND l.product_id = r.product_id)
+             RETURNING r.product_id",
             [user_id.into()],
-        ))
-        .await?
-        .rows_affected())
+        ),
+    )
+    .await
 }
 
 /// True when `user_id` has a delivered order holding `product_id`.

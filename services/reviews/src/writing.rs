@@ -33,14 +33,21 @@ fn gone_user() -> ApiError {
     ApiError::Unauthorized("this user no longer exists".into())
 }
 
-/// Commits `txn` with `event` in the outbox and wakes the relay.
-async fn commit_with(state: &AppState, txn: DatabaseTransaction, event: Event) -> ApiResult<()> {
+/// Commits `txn` with `event` in the outbox, wakes the relay, and drops
+/// the cached pages of the product, before the caller is answered.
+async fn commit_with(
+    state: &AppState,
+    txn: DatabaseTransaction,
+    product_id: Uuid,
+    event: Event,
+) -> ApiResult<()> {
     state
         .outbox
         .enqueue(&txn, &[Envelope::new(crate::NAME, event)])
         .await?;
     txn.commit().await?;
     state.outbox.notify();
+    crate::reading::changed(&state.pages, product_id).await;
     Ok(())
 }
 
@@ -119,7 +126,8 @@ pub async fn write(
     .on_constraint(&[store::ONE_PER_USER_AND_PRODUCT], || {
         ApiError::conflict("you have already reviewed this product; edit that review instead")
     })?;
-    commit_with(state, txn, Event::ReviewCreated(changed(&written, 1))).await?;
+    let event = Event::ReviewCreated(changed(&written, 1));
+    commit_with(state, txn, product_id, event).await?;
     Ok(written)
 }
 
@@ -160,7 +168,7 @@ pub async fn edit(
         .map_or(review.body.as_str(), |b| b.as_str());
     let edited = store::update_text(&txn, &review, title, text).await?;
     let event = Event::ReviewUpdated(changed(&edited, edited.version));
-    commit_with(state, txn, event).await?;
+    commit_with(state, txn, edited.product_id, event).await?;
     Ok(edited)
 }
 
@@ -178,5 +186,5 @@ pub async fn delete(state: &AppState, caller: &AuthUser, review_id: Uuid) -> Api
     store::delete(&txn, review_id).await?;
     // The deletion outranks every earlier event of the review, wherever it lands.
     let event = Event::ReviewDeleted(changed(&review, review.version + 1));
-    commit_with(state, txn, event).await
+    commit_with(state, txn, review.product_id, event).await
 }

@@ -211,3 +211,66 @@ async fn several_reviews_are_read_by_id_with_the_missing_ones_named() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_products_first_page_and_summary_show_every_change_at_once() {
+    let app = TestApp::spawn().await;
+    let product_id = app.product().await;
+    let (_, ada) = app.customer("Ada").await;
+    let (_, bob) = app.customer("Bob").await;
+    let page = format!("/products/{product_id}/reviews");
+    let summary = format!("/products/{product_id}/reviews/summary");
+    let count = |page: &Value| page["data"].as_array().expect("data").len();
+    assert_eq!(count(&app.read(&page).await), 0);
+    assert_eq!(app.read(&summary).await["count"], 0);
+
+    let first = app.review(&ada, product_id, 5).await;
+    assert_eq!(count(&app.read(&page).await), 1);
+    assert_eq!(app.read(&summary).await["count"], 1);
+    app.review(&bob, product_id, 1).await;
+    assert_eq!(count(&app.read(&page).await), 2);
+
+    let edited = app
+        .edit(
+            &ada,
+            &id_of(&first),
+            Some("\"1\""),
+            &serde_json::json!({"title": "Changed"}),
+        )
+        .await;
+    assert_eq!(edited.status(), 200);
+    let titles: Vec<Value> = app.read(&page).await["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| r["title"].clone())
+        .collect();
+    assert!(titles.contains(&Value::from("Changed")), "{titles:?}");
+
+    let deleted = app
+        .reviews
+        .delete(&format!("/reviews/{}", id_of(&first)), &ada)
+        .await;
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(count(&app.read(&page).await), 1);
+    assert_eq!(app.read(&summary).await["average"], 1.0);
+}
+
+#[tokio::test]
+async fn a_cached_page_shows_a_purchase_verified_later() {
+    let app = TestApp::spawn().await;
+    let (user_id, token) = app.customer("Ada").await;
+    let product_id = app.product().await;
+    app.review(&token, product_id, 5).await;
+    let page = format!("/products/{product_id}/reviews");
+    assert_eq!(app.read(&page).await["data"][0]["verified_purchase"], false);
+
+    app.bought(user_id, product_id, true).await;
+    for _ in 0..200 {
+        if app.read(&page).await["data"][0]["verified_purchase"] == true {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the cached page never showed the verified purchase");
+}
