@@ -319,6 +319,10 @@ async fn main() -> anyhow::Result<()> {
             "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
             name, report.rate, report.p50_ms, report.p99_ms, report.errors
         );
+        let (p50, p99, max) = reviews_figures::rating_latency(&gateway, &admin, 20, 200).await?;
+        println!(
+            "a review to its product's rating_average, through the gateway (200 reviews): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+        );
     }
 
     if args.runs("orders") {

@@ -78,3 +78,67 @@ pub async fn reviewed_products(
     );
     Ok(product_ids)
 }
+
+/// Milliseconds from a review's 201 to its product's `rating_count` showing
+/// it through the gateway, for `count` reviews of `products` (new ones), each
+/// by one of `count / products` new customers, written one at a time:
+/// (p50, p99, max).
+pub async fn rating_latency(
+    gateway: &str,
+    admin: &str,
+    products: usize,
+    count: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let product_ids = orders_figures::stocked_products(gateway, admin, products).await?;
+    let mut customers = Vec::new();
+    for _ in 0..count.div_ceil(products) {
+        customers.push(orders_figures::customer(gateway).await?);
+    }
+    let http = reqwest::Client::new();
+    let rating_count = |product: String| {
+        let http = http.clone();
+        async move {
+            let product: Value = http
+                .get(format!("{gateway}/products/{product}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            product["rating_count"]
+                .as_u64()
+                .with_context(|| format!("a product with a rating: {product}"))
+        }
+    };
+    let mut latencies = Vec::with_capacity(count);
+    for n in 0..count {
+        let product = &product_ids[n % products];
+        let token = &customers[n / products];
+        let before = rating_count(product.clone()).await?;
+        let response = http
+            .post(format!("{gateway}/products/{product}/reviews"))
+            .bearer_auth(token)
+            .json(&json!({"rating": 1 + n % 5, "title": "Timed", "body": "How fast the rating follows."}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 201,
+            "a review answered {}",
+            response.status()
+        );
+        let written = std::time::Instant::now();
+        loop {
+            if rating_count(product.clone()).await? > before {
+                break;
+            }
+            anyhow::ensure!(
+                written.elapsed() < std::time::Duration::from_secs(10),
+                "the rating of {product} did not follow its review within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        latencies.push(written.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Ok((at(0.5), at(0.99), latencies[latencies.len() - 1]))
+}
