@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod outbox;
 pub mod pagination;
 pub mod peer;
+pub mod quantity;
 pub mod rate_limit;
 pub mod revocation;
 pub mod service;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use platform::address::Address;
 use platform::auth::{AuthUser, Role};
-use platform::extract::{Json, Path, Query, bulk_items};
+use platform::extract::{Json, Path, Query, bulk_item_results, bulk_items};
 use platform::pagination::Page;
 use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
@@ -146,7 +146,7 @@ pub async fn create_orders(
 ) -> ApiResult<Response> {
     let key = IdempotencyKey::from_headers(&headers)?;
     let fingerprint = idempotency::fingerprint(&body);
-    let requested: Vec<NewOrder> = bulk_items(body)?;
+    let requested = bulk_item_results::<NewOrder>(body)?;
     let mut placements = placing::check_orders(&caller, requested)?;
 
     let mut claim_id = None;

@@ -31,11 +31,23 @@ pub struct Placement {
     address: Option<Address>,
 }
 
-/// Checks each order before anything is reserved.
-pub fn check_orders(caller: &AuthUser, requested: Vec<NewOrder>) -> ApiResult<Vec<Placement>> {
+/// Checks each order before anything is reserved. An order that did not
+/// decode (a quantity out of range, say) is reported with the failures of
+/// the others, so one answer names every invalid order.
+pub fn check_orders(
+    caller: &AuthUser,
+    requested: Vec<Result<NewOrder, FieldError>>,
+) -> ApiResult<Vec<Placement>> {
     let mut placements = Vec::with_capacity(requested.len());
     let mut errors = Vec::new();
     for (index, order) in requested.into_iter().enumerate() {
+        let order = match order {
+            Ok(order) => order,
+            Err(undecoded) => {
+                errors.push(undecoded);
+                continue;
+            }
+        };
         let user_id = match domain::orderer(caller, order.user_id) {
             Ok(user_id) => user_id,
             Err(message) => {
@@ -46,11 +58,7 @@ pub fn check_orders(caller: &AuthUser, requested: Vec<NewOrder>) -> ApiResult<Ve
                 });
             }
         };
-        errors.extend(
-            domain::check_lines(&order.items)
-                .into_iter()
-                .map(|e| e.at(index)),
-        );
+        errors.extend(domain::check_lines(&order.items).map(|e| e.at(index)));
         let address = match &order.shipping_address {
             None => None,
             Some(raw) => match raw.parse("shipping_address") {
@@ -120,7 +128,7 @@ pub async fn place(
                         product_id: item.product_id,
                         name: held.name.clone(),
                         unit_price_cents: held.unit_price_cents,
-                        quantity: item.quantity,
+                        quantity: item.quantity.get(),
                     })
             })
             .collect();

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use platform::extract::{Json, Path};
 use platform::internal::InternalCaller;
-use platform::{ApiError, ApiResult, FieldError};
+use platform::{ApiError, ApiResult};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ pub const MAX_LINES: usize = 100_000;
 pub struct ReserveBody {
     /// Chosen by the caller; retrying with the same id reserves nothing new.
     pub reservation_id: Uuid,
-    /// What to hold.
+    /// What to hold (each line's quantity parsed with the body).
     pub items: Vec<Line>,
 }
 
@@ -46,16 +46,6 @@ pub async fn reserve(
             "items",
             format!("must hold 1 to {MAX_LINES} lines"),
         ));
-    }
-    let bad: Vec<FieldError> = body
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, line)| !(1..=1_000_000).contains(&line.quantity))
-        .map(|(i, _)| FieldError::new("quantity", "must be 1 to 1000000").at(i))
-        .collect();
-    if !bad.is_empty() {
-        return Err(ApiError::validation(bad));
     }
     let reserved = stock::reserve(
         &state.db,
@@ -147,9 +137,6 @@ pub async fn release(
     } else {
         let part: PartialRelease = serde_json::from_slice(&body)
             .map_err(|err| ApiError::BadRequest(format!("malformed release: {err}")))?;
-        if part.items.iter().any(|line| line.quantity < 1) {
-            return Err(ApiError::invalid("quantity", "must be at least 1"));
-        }
         stock::release_part(&state.db, &state.outbox, id, part.release_id, &part.items).await?
     };
     refresh_caches(&state, &moved).await;

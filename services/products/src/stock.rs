@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use events::Envelope;
 use platform::outbox::Outbox;
+use platform::quantity::Quantity;
 use platform::{ApiError, FieldError};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
@@ -30,8 +31,8 @@ use crate::store::updated_event;
 pub struct Line {
     /// The product.
     pub product_id: Uuid,
-    /// Units wanted (at least 1).
-    pub quantity: i32,
+    /// Units wanted.
+    pub quantity: Quantity,
 }
 
 /// A held (or confirmed) line, with the catalogue's name and price at the time.
@@ -242,7 +243,7 @@ pub async fn reserve(
     let mut wanted: BTreeMap<Uuid, (i32, usize)> = BTreeMap::new();
     for (index, line) in lines.iter().enumerate() {
         let entry = wanted.entry(line.product_id).or_insert((0, index));
-        entry.0 = entry.0.saturating_add(line.quantity);
+        entry.0 = entry.0.saturating_add(line.quantity.get());
     }
     let ids: Vec<Uuid> = wanted.keys().copied().collect();
     let txn = db.begin().await?;
@@ -497,7 +498,7 @@ pub async fn release_part(
     }
     let mut wanted: BTreeMap<Uuid, i32> = BTreeMap::new();
     for line in lines {
-        *wanted.entry(line.product_id).or_insert(0) += line.quantity;
+        *wanted.entry(line.product_id).or_insert(0) += line.quantity.get();
     }
     let held = reservation_item::Entity::find()
         .filter(reservation_item::Column::ReservationId.eq(id))
