@@ -20,6 +20,7 @@ pub mod internal;
 pub mod jobs;
 pub mod kv;
 pub mod metrics;
+pub mod money;
 pub mod openapi;
 pub mod outbox;
 pub mod pagination;

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
 use platform::address::Address;
 use platform::auth::AuthUser;
+use platform::money::{Money, MoneyError};
 use platform::outbox::Outbox;
 use platform::writes::Writes;
 use platform::{ApiError, ApiResult, FieldError};
@@ -21,6 +22,7 @@ use crate::entity::{order, order_item};
 use crate::holds;
 use crate::http::{NewOrder, Order};
 use crate::idempotency;
+use crate::peers::HeldLine;
 use crate::settlement;
 use crate::store::{self, Stored};
 
@@ -132,33 +134,32 @@ pub async fn place(
                     })
             })
             .collect();
-        let currencies: Vec<&str> = placement
-            .lines
-            .iter()
-            .filter_map(|item| {
-                catalogue
-                    .get(&item.product_id)
-                    .map(|held| held.currency.as_str())
-            })
-            .collect();
-        if currencies.windows(2).any(|pair| pair[0] != pair[1]) {
-            errors.push(
-                FieldError::new("items", "mixes currencies; order each currency separately")
-                    .at(index),
-            );
-            continue;
-        }
-        let total_cents = items
-            .iter()
-            .map(|item| item.unit_price_cents * i64::from(item.quantity))
-            .sum();
+        let total = match order_total(&placement.lines, &catalogue) {
+            Ok(Ok(total)) => total,
+            Ok(Err(refused)) => {
+                let message = match refused {
+                    MoneyError::MixedCurrencies(..) => {
+                        "mixes currencies; order each currency separately"
+                    }
+                    MoneyError::Negative | MoneyError::TooLarge => {
+                        "add up to more than one order may cost"
+                    }
+                };
+                errors.push(FieldError::new("items", message).at(index));
+                continue;
+            }
+            Err(err) => {
+                give_back(state, reservation_id).await;
+                return Err(err);
+            }
+        };
         stored.push(Stored {
             order: order::Model {
                 order_id,
                 user_id: placement.user_id,
                 status: Status::Created,
-                total_cents,
-                currency: currencies.first().copied().unwrap_or("EUR").to_owned(),
+                total_cents: total.cents(),
+                currency: total.currency().to_string(),
                 shipping_address: placement
                     .address
                     .as_ref()
@@ -231,6 +232,36 @@ pub async fn place(
     // Confirmations go in batches: the worker takes this one with its neighbours.
     state.settlements.notify_one();
     Ok(orders)
+}
+
+/// What the lines of one order cost at the prices products held them at: a
+/// refusal when they do not add up (currencies mixed), an error when products
+/// answered something that is no price.
+fn order_total(
+    lines: &[Line],
+    catalogue: &HashMap<Uuid, HeldLine>,
+) -> ApiResult<Result<Money, MoneyError>> {
+    let mut total: Option<Money> = None;
+    for line in lines {
+        let Some(held) = catalogue.get(&line.product_id) else {
+            continue;
+        };
+        let cost = match held.unit_price()?.times(line.quantity) {
+            Ok(cost) => cost,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let sum = match &total {
+            None => Ok(cost),
+            Some(sum) => sum.plus(&cost),
+        };
+        match sum {
+            Ok(sum) => total = Some(sum),
+            Err(refused) => return Ok(Err(refused)),
+        }
+    }
+    total
+        .map(Ok)
+        .ok_or_else(|| ApiError::BadGateway("products held none of an order's products".into()))
 }
 
 /// What a write of orders that answered with an error left behind.

@@ -3,6 +3,7 @@
 //! change reaches the caches before it is answered.
 
 use platform::error::OnConstraint;
+use platform::money::{Currency, Money};
 use platform::{ApiError, ApiResult, FieldError};
 use serde_json::Value;
 use uuid::Uuid;
@@ -24,7 +25,7 @@ pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec
             e.check("name", domain::parse_name(&item.name)),
             e.check("description", domain::parse_description(&item.description)),
             e.check("price_cents", domain::parse_price(item.price_cents)),
-            e.check("currency", domain::parse_currency(&item.currency)),
+            e.check("currency", Currency::parse(&item.currency)),
             e.check("stock", domain::parse_stock(item.stock)),
             e.check("category", domain::parse_category(&item.category)),
             e.check("tags", domain::parse_tags(&item.tags)),
@@ -48,17 +49,21 @@ pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec
                 Some(category),
                 Some(tags),
                 Some(attributes),
-            ) => products.push(NewProduct {
-                sku,
-                name,
-                description,
-                price_cents,
-                currency,
-                stock,
-                category,
-                tags,
-                attributes,
-            }),
+            ) => match Money::parse(price_cents, currency) {
+                Ok(price) => products.push(NewProduct {
+                    sku,
+                    name,
+                    description,
+                    price,
+                    stock,
+                    category,
+                    tags,
+                    attributes,
+                }),
+                Err(refused) => {
+                    errors.push(FieldError::new("price_cents", refused.to_string()).at(index))
+                }
+            },
             _ => errors.extend(e.0.into_iter().map(|err| err.at(index))),
         }
     }
@@ -138,7 +143,7 @@ pub async fn update(
         currency: patch
             .currency
             .as_deref()
-            .and_then(|v| e.check("currency", domain::parse_currency(v))),
+            .and_then(|v| e.check("currency", Currency::parse(v))),
         stock: patch
             .stock
             .and_then(|v| e.check("stock", domain::parse_stock(v))),

@@ -1,5 +1,6 @@
 //! Products as the rules see them: parsed, valid values and the version precondition.
 
+use platform::money::{Currency, Money};
 use platform::{ApiError, FieldError};
 use serde_json::Value;
 
@@ -15,10 +16,8 @@ pub struct NewProduct {
     pub name: String,
     /// Description.
     pub description: String,
-    /// Price in minor units.
-    pub price_cents: i64,
-    /// ISO 4217 currency.
-    pub currency: String,
+    /// Price of one unit.
+    pub price: Money,
     /// Units in stock.
     pub stock: i32,
     /// Lower-cased category.
@@ -41,7 +40,7 @@ pub struct ProductChanges {
     /// New price.
     pub price_cents: Option<i64>,
     /// New currency.
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     /// New stock level.
     pub stock: Option<i32>,
     /// New category.
@@ -126,16 +125,6 @@ pub fn parse_price(raw: i64) -> Result<i64, String> {
     }
 }
 
-/// An ISO 4217 code: three letters, stored upper-case.
-pub fn parse_currency(raw: &str) -> Result<String, String> {
-    let code = raw.trim().to_uppercase();
-    if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
-        Ok(code)
-    } else {
-        Err("must be an ISO 4217 code such as EUR".into())
-    }
-}
-
 /// A stock level: 0 to 10^9 units.
 pub fn parse_stock(raw: i64) -> Result<i32, String> {
     if (0..=1_000_000_000).contains(&raw) {
@@ -182,9 +171,9 @@ pub struct Errors(pub Vec<FieldError>);
 
 impl Errors {
     /// Records the error of `result` under `field`.
-    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+    pub fn check<T, E: ToString>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
         result
-            .map_err(|message| self.0.push(FieldError::new(field, message)))
+            .map_err(|message| self.0.push(FieldError::new(field, message.to_string())))
             .ok()
     }
 }
@@ -273,8 +262,6 @@ mod tests {
 
     #[test]
     fn fields_are_normalised_or_refused() {
-        assert_eq!(parse_currency("eur").as_deref(), Ok("EUR"));
-        assert!(parse_currency("EURO").is_err());
         assert_eq!(
             parse_tags(&["Red".into(), "red".into(), " Sale ".into()]),
             Ok(vec!["red".into(), "sale".into()])

@@ -374,8 +374,8 @@ pub async fn create(
             sku: p.sku.into_string(),
             name: p.name,
             description: p.description,
-            price_cents: p.price_cents,
-            currency: p.currency,
+            price_cents: p.price.cents(),
+            currency: p.price.currency().to_string(),
             stock: p.stock,
             category: p.category,
             tags: p.tags,
@@ -469,7 +469,7 @@ pub async fn update(
         row.price_cents = Set(price);
     }
     if let Some(currency) = changes.currency {
-        row.currency = Set(currency);
+        row.currency = Set(currency.to_string());
     }
     if let Some(stock) = changes.stock {
         row.stock = Set(stock);
