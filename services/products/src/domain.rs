@@ -7,25 +7,125 @@ use serde_json::Value;
 /// Most tags a product may carry.
 pub const MAX_TAGS: usize = 20;
 
-/// A product to create, every field valid.
+/// A product to create, every field valid: made only by [`NewProduct::parse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewProduct {
-    /// SKU.
-    pub sku: Sku,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Price of one unit.
-    pub price: Money,
+    sku: Sku,
+    name: String,
+    description: String,
+    price: Money,
+    stock: i32,
+    category: String,
+    tags: Vec<String>,
+    attributes: Value,
+}
+
+/// The fields of a new product as a client sends them.
+#[derive(Debug, Clone, Copy)]
+pub struct RawProduct<'a> {
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub price_cents: i64,
+    pub currency: &'a str,
+    pub stock: i64,
+    pub category: &'a str,
+    pub tags: &'a [String],
+    /// Absent is an empty object.
+    pub attributes: Option<&'a Value>,
+}
+
+impl NewProduct {
+    /// Checks every field, reporting all failures at once (each named as
+    /// the client named it).
+    pub fn parse(raw: RawProduct<'_>) -> Result<Self, Vec<FieldError>> {
+        let mut e = Errors::default();
+        let no_attributes = Value::Object(Default::default());
+        let sku = e.check("sku", Sku::parse(raw.sku));
+        let name = e.check("name", parse_name(raw.name));
+        let description = e.check("description", parse_description(raw.description));
+        let price_cents = e.check("price_cents", parse_price(raw.price_cents));
+        let currency = e.check("currency", Currency::parse(raw.currency));
+        let stock = e.check("stock", parse_stock(raw.stock));
+        let category = e.check("category", parse_category(raw.category));
+        let tags = e.check("tags", parse_tags(raw.tags));
+        let attributes = e.check(
+            "attributes",
+            parse_attributes(raw.attributes.unwrap_or(&no_attributes)),
+        );
+        let price = match (price_cents, currency) {
+            (Some(cents), Some(currency)) => e.check("price_cents", Money::parse(cents, currency)),
+            _ => None,
+        };
+        match (
+            sku,
+            name,
+            description,
+            price,
+            stock,
+            category,
+            tags,
+            attributes,
+        ) {
+            (
+                Some(sku),
+                Some(name),
+                Some(description),
+                Some(price),
+                Some(stock),
+                Some(category),
+                Some(tags),
+                Some(attributes),
+            ) if e.0.is_empty() => Ok(Self {
+                sku,
+                name,
+                description,
+                price,
+                stock,
+                category,
+                tags,
+                attributes,
+            }),
+            _ => Err(e.0),
+        }
+    }
+
+    pub fn sku(&self) -> &Sku {
+        &self.sku
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The price of one unit.
+    pub fn price(&self) -> &Money {
+        &self.price
+    }
+
     /// Units in stock.
-    pub stock: i32,
-    /// Lower-cased category.
-    pub category: String,
-    /// Lower-cased, distinct tags.
-    pub tags: Vec<String>,
+    pub fn stock(&self) -> i32 {
+        self.stock
+    }
+
+    /// Lower-cased.
+    pub fn category(&self) -> &str {
+        &self.category
+    }
+
+    /// Lower-cased and distinct.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
     /// A JSON object.
-    pub attributes: Value,
+    pub fn attributes(&self) -> &Value {
+        &self.attributes
+    }
 }
 
 /// Changes to a product, every present field valid.
@@ -258,6 +358,34 @@ mod tests {
         assert!(none_match_hits("\"1\", W/\"3\"", 3));
         assert!(none_match_hits("*", 3));
         assert!(!none_match_hits("\"2\"", 3));
+    }
+
+    #[test]
+    fn a_new_product_is_parsed_whole_or_names_every_failing_field() {
+        let tags = vec!["Red".to_owned()];
+        let raw = RawProduct {
+            sku: " K-1 ",
+            name: "Kettle",
+            description: "",
+            price_cents: 2599,
+            currency: "eur",
+            stock: 5,
+            category: "Kitchen",
+            tags: &tags,
+            attributes: None,
+        };
+        let product = NewProduct::parse(raw).expect("valid");
+        assert_eq!(product.sku().as_str(), "K-1");
+        assert_eq!(product.price().currency().as_str(), "EUR");
+        assert_eq!(product.category(), "kitchen");
+        let failures = NewProduct::parse(RawProduct {
+            price_cents: -1,
+            currency: "euro",
+            ..raw
+        })
+        .expect_err("invalid");
+        let fields: Vec<&str> = failures.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["price_cents", "currency"]);
     }
 
     #[test]
