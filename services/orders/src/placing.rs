@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
 use platform::address::Address;
 use platform::auth::AuthUser;
+use platform::error::OnConstraint;
 use platform::money::{Money, MoneyError};
 use platform::outbox::Outbox;
 use platform::writes::Writes;
@@ -206,16 +207,15 @@ pub async fn place(
         match outcome_of_failed_write(state, &stored, &err).await {
             WriteOutcome::NotCommitted => {
                 give_back(state, reservation_id).await;
-                return Err(if idempotency::is_claim_lost(&err) {
-                    ApiError::conflict(
+                if idempotency::is_claim_lost(&err) {
+                    return Err(ApiError::conflict(
                         "a retry with this Idempotency-Key took this request over; its answer is the one that counts",
-                    )
-                } else if holds::was_given_up(&err) {
+                    ));
+                }
+                return Err(err).on_constraint(&[holds::DECIDED], || {
                     ApiError::ServiceUnavailable(
                         "the stock held for these orders lapsed before they could be written; nothing was ordered, try again".into(),
                     )
-                } else {
-                    err.into()
                 });
             }
             // The answer is the orders after all.
