@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
 use platform::address::Address;
 use platform::auth::AuthUser;
-use platform::error::OnConstraint;
+use platform::error::{InStep, OnConstraint};
 use platform::money::{Money, MoneyError};
 use platform::outbox::Outbox;
 use platform::writes::Writes;
@@ -92,7 +92,9 @@ pub async fn place(
     placements: &mut [Placement],
     claim: Option<(&str, Uuid)>,
 ) -> ApiResult<Vec<Order>> {
-    resolve_users(state, caller, placements).await?;
+    resolve_users(state, caller, placements)
+        .await
+        .in_step("resolve the orders' users")?;
 
     // One reservation for the whole request: all of it is held, or none.
     let reservation_id = Uuid::now_v7();
@@ -106,7 +108,8 @@ pub async fn place(
         .products
         .reserve(reservation_id, &lines)
         .await
-        .map_err(|err| per_order(err, &order_of_line))?;
+        .map_err(|err| per_order(err, &order_of_line))
+        .in_step("hold the stock")?;
     let catalogue: HashMap<Uuid, _> = reservation
         .items
         .into_iter()
@@ -151,7 +154,7 @@ pub async fn place(
             }
             Err(err) => {
                 give_back(state, reservation_id).await;
-                return Err(err);
+                return Err(err.in_step("price the orders"));
             }
         };
         stored.push(Stored {
@@ -212,11 +215,13 @@ pub async fn place(
                         "a retry with this Idempotency-Key took this request over; its answer is the one that counts",
                     ));
                 }
-                return Err(err).on_constraint(&[holds::DECIDED], || {
-                    ApiError::ServiceUnavailable(
-                        "the stock held for these orders lapsed before they could be written; nothing was ordered, try again".into(),
-                    )
-                });
+                return Err(err)
+                    .on_constraint(&[holds::DECIDED], || {
+                        ApiError::ServiceUnavailable(
+                            "the stock held for these orders lapsed before they could be written; nothing was ordered, try again".into(),
+                        )
+                    })
+                    .in_step("write the orders");
             }
             // The answer is the orders after all.
             WriteOutcome::Committed => {
@@ -224,7 +229,7 @@ pub async fn place(
             }
             // Keep the hold. Settlement confirms it if the orders exist; if
             // they do not, it lapses like any unused hold.
-            WriteOutcome::Unknown => return Err(err.into()),
+            WriteOutcome::Unknown => return Err(ApiError::from(err).in_step("write the orders")),
         }
     }
     state.outbox.notify();

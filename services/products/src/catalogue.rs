@@ -2,7 +2,7 @@
 //! each SKU once), one edited under optimistic locking, one deleted; every
 //! change reaches the caches before it is answered.
 
-use platform::error::OnConstraint;
+use platform::error::{InStep, OnConstraint};
 use platform::money::Currency;
 use platform::{ApiError, ApiResult, FieldError};
 use uuid::Uuid;
@@ -57,7 +57,8 @@ pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec
     }
     let created = store::create(&state.db, &state.outbox, products)
         .await
-        .on_constraint(&[store::SKU_TAKEN], || skus_taken(Vec::new()))?
+        .on_constraint(&[store::SKU_TAKEN], || skus_taken(Vec::new()))
+        .in_step("store the new products")?
         .map_err(|taken| skus_taken(taken.0))?;
     state.lists.invalidate().await;
     state
@@ -141,7 +142,8 @@ pub async fn update(
             detail: "that SKU is already in use".into(),
             errors: vec![FieldError::new("sku", "is already in use")],
             allowed: None,
-        })?;
+        })
+        .in_step("store the changes")?;
     match updated {
         Ok(updated) => {
             state.lists.invalidate().await;
