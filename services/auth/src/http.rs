@@ -24,9 +24,12 @@ use crate::{AppState, accounts, sessions};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
-    /// Login name: 3 to 50 letters, digits, `.`, `_`, `-`.
+    /// Login name: 3 to 50 letters, digits, `.`, `_`, `-`, starting with a
+    /// letter or digit; spaces around it are dropped.
+    #[schema(min_length = 3, max_length = 50)]
     pub username: String,
-    /// At least 8 characters.
+    /// 8 to 1024 characters of any script, not only spaces.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// E-mail address.
     pub email: String,
@@ -82,7 +85,8 @@ pub struct Logout {
 pub struct ChangePassword {
     /// The password now.
     pub current_password: String,
-    /// The new password, at least 8 characters.
+    /// The new password: 8 to 1024 characters of any script, not only spaces.
+    #[schema(min_length = 8, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -103,9 +107,11 @@ pub struct Me {
 pub struct NewCredential {
     /// A user created through `POST /users`.
     pub user_id: Uuid,
-    /// Login name.
+    /// Login name, by the rules of `POST /auth/register`.
+    #[schema(min_length = 3, max_length = 50)]
     pub username: String,
-    /// Password.
+    /// Password, by the rules of `POST /auth/register`.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 

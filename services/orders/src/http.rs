@@ -202,7 +202,8 @@ pub async fn create_orders(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OrderQuery {
-    /// Comma-separated ids for a bulk read (up to 100); not combinable with filters.
+    /// Ids for a bulk read, comma-separated (1 to 100); not combinable with filters.
+    #[param(value_type = Option<Vec<Uuid>>, style = Form, explode = false, min_items = 1, max_items = 100)]
     pub ids: Option<String>,
     /// Only orders in this status.
     pub status: Option<Status>,

@@ -135,7 +135,8 @@ pub struct ProductPatch {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
-    /// Comma-separated ids for a bulk read (up to 100); not combinable with filters.
+    /// Ids for a bulk read, comma-separated (1 to 100); not combinable with filters.
+    #[param(value_type = Option<Vec<Uuid>>, style = Form, explode = false, min_items = 1, max_items = 100)]
     pub ids: Option<String>,
     /// Full-text search (web-search syntax: `"phrase"`, `-exclude`, `or`), typo-tolerant.
     pub q: Option<String>,
