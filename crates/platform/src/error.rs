@@ -97,7 +97,7 @@ pub enum ApiError {
     /// Well-formed, but the values do not satisfy the rules.
     #[error("{detail}")]
     Validation {
-        /// Summary.
+        /// One line for a person: the only field, or how many fail.
         detail: String,
         /// Every failing field.
         errors: Vec<FieldError>,
@@ -107,7 +107,7 @@ pub enum ApiError {
     Items {
         /// The status the first failing item calls for.
         status: StatusCode,
-        /// Summary.
+        /// One line for a person.
         detail: String,
         /// Every failing item.
         errors: Vec<FieldError>,

@@ -48,7 +48,7 @@ pub struct Registered {
     /// The profile the users service created.
     #[schema(value_type = Object)]
     pub user: Value,
-    /// The tokens.
+    /// The first token pair, as `POST /auth/login` answers it.
     #[serde(flatten)]
     pub tokens: Tokens,
 }
@@ -59,7 +59,7 @@ pub struct Registered {
 pub struct Login {
     /// Login name (any case).
     pub username: String,
-    /// Password.
+    /// The password; a wrong one is a 401, like an unknown username.
     pub password: String,
 }
 
@@ -97,7 +97,7 @@ pub struct Me {
     pub user_id: Uuid,
     /// Login name.
     pub username: String,
-    /// Role.
+    /// The role the token carries.
     pub role: Role,
 }
 
@@ -118,7 +118,7 @@ pub struct NewCredential {
 /// A created login.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Credential {
-    /// The user.
+    /// The user who can now log in.
     pub user_id: Uuid,
     /// Login name.
     pub username: String,
@@ -312,7 +312,6 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The login limits.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {
     /// Failed logins per username per window.

@@ -118,7 +118,7 @@ pub fn check_move(
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Line {
-    /// The product.
+    /// A product in the catalogue; its name and price are copied into the order.
     pub product_id: Uuid,
     /// How many units of the product.
     pub quantity: Quantity,

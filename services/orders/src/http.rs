@@ -25,7 +25,7 @@ use crate::{listing, placing, transitions};
 /// One line of an order as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrderItem {
-    /// The product.
+    /// The product ordered (it may since have changed or gone).
     pub product_id: Uuid,
     /// Its name when ordered.
     pub name: String,
@@ -38,7 +38,7 @@ pub struct OrderItem {
 /// An order as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Order {
-    /// The order.
+    /// The order's id.
     pub order_id: Uuid,
     /// Whose it is.
     pub user_id: Uuid,
@@ -105,7 +105,7 @@ pub struct NewOrder {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
-    /// The order.
+    /// The order to move.
     pub order_id: Uuid,
     /// The status it should have.
     pub status: Status,

@@ -15,13 +15,9 @@ use crate::domain::Line;
 /// A reserved line, priced by the catalogue.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HeldLine {
-    /// The product.
     pub product_id: Uuid,
-    /// Its name.
     pub name: String,
-    /// Its unit price.
     pub unit_price_cents: i64,
-    /// Its currency.
     pub currency: String,
 }
 
@@ -112,7 +108,6 @@ impl Products {
 /// What orders need of a profile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Profile {
-    /// The user.
     pub user_id: Uuid,
     /// Where the user lives, if known.
     pub address: Option<Address>,

@@ -13,9 +13,7 @@ pub mod product {
         pub product_id: Uuid,
         /// Stock-keeping unit, unique among live products.
         pub sku: String,
-        /// Name.
         pub name: String,
-        /// Description.
         pub description: String,
         /// Price in minor units.
         pub price_cents: i64,
@@ -31,7 +29,6 @@ pub mod product {
         pub attributes: Json,
         /// Bumped by every change, stock included.
         pub version: i32,
-        /// Created.
         pub created_at: DateTimeUtc,
         /// Last changed.
         pub updated_at: DateTimeUtc,
@@ -59,7 +56,6 @@ pub mod reservation {
         pub reservation_id: Uuid,
         /// `held`, `confirmed` or `released`.
         pub status: String,
-        /// Created.
         pub created_at: DateTimeUtc,
         /// Last changed.
         pub updated_at: DateTimeUtc,
@@ -82,10 +78,8 @@ pub mod reservation_item {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "reservation_items")]
     pub struct Model {
-        /// The reservation.
         #[sea_orm(primary_key, auto_increment = false)]
         pub reservation_id: Uuid,
-        /// The product.
         #[sea_orm(primary_key, auto_increment = false)]
         pub product_id: Uuid,
         /// Units held.
@@ -94,7 +88,6 @@ pub mod reservation_item {
         pub name: String,
         /// Its unit price when reserved.
         pub unit_price_cents: i64,
-        /// Its currency.
         pub currency: String,
     }
 

@@ -31,9 +31,9 @@ pub struct Product {
     pub product_id: Uuid,
     /// Stock-keeping unit.
     pub sku: String,
-    /// Name.
+    /// Shown in lists; searched first.
     pub name: String,
-    /// Description.
+    /// Free text, searched after the name and tags.
     pub description: String,
     /// Price in minor units of `currency`.
     pub price_cents: i64,
@@ -41,16 +41,16 @@ pub struct Product {
     pub currency: String,
     /// Units available.
     pub stock: i32,
-    /// Category.
+    /// Lower-cased; `GET /products?category=` filters on it.
     pub category: String,
-    /// Tags.
+    /// Lower-cased and distinct; `GET /products?tags=` filters on them.
     pub tags: Vec<String>,
     /// Free-form attributes.
     #[schema(value_type = Object)]
     pub attributes: Value,
     /// Optimistic-locking version; also the ETag.
     pub version: i32,
-    /// Created.
+    /// When it was added to the catalogue.
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
@@ -82,9 +82,9 @@ impl From<Model> for Product {
 pub struct NewProductBody {
     /// Unique SKU: 1 to 64 letters, digits, `-`, `_`, `.`.
     pub sku: String,
-    /// Name.
+    /// 1 to 200 characters.
     pub name: String,
-    /// Description.
+    /// Up to 5000 characters.
     pub description: String,
     /// Price in minor units.
     pub price_cents: i64,
@@ -92,9 +92,9 @@ pub struct NewProductBody {
     pub currency: String,
     /// Units in stock.
     pub stock: i64,
-    /// Category.
+    /// 1 to 100 characters; stored lower-cased.
     pub category: String,
-    /// Tags.
+    /// Up to 20, each 1 to 50 characters; stored lower-cased, repeats folded.
     #[serde(default)]
     pub tags: Vec<String>,
     /// Free-form attributes (a JSON object).
@@ -140,7 +140,7 @@ pub struct ProductQuery {
     pub ids: Option<String>,
     /// Full-text search (web-search syntax: `"phrase"`, `-exclude`, `or`), typo-tolerant.
     pub q: Option<String>,
-    /// Category.
+    /// Only products in this category (any case).
     pub category: Option<String>,
     /// Comma-separated tags; a product must have all of them.
     pub tags: Option<String>,

@@ -28,7 +28,6 @@ use crate::store::updated_event;
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Line {
-    /// The product.
     pub product_id: Uuid,
     /// Units wanted.
     pub quantity: Quantity,
@@ -37,7 +36,6 @@ pub struct Line {
 /// A held (or confirmed) line, with the catalogue's name and price at the time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldLine {
-    /// The product.
     pub product_id: Uuid,
     /// Units held.
     pub quantity: i32,
@@ -45,7 +43,6 @@ pub struct HeldLine {
     pub name: String,
     /// Its unit price.
     pub unit_price_cents: i64,
-    /// Its currency.
     pub currency: String,
 }
 
@@ -65,7 +62,6 @@ pub struct Reservation {
 /// The outcome of a reservation request.
 #[derive(Debug)]
 pub struct Reserved {
-    /// The reservation.
     pub reservation: Reservation,
     /// False when the id was already known and nothing new was held.
     pub created: bool,

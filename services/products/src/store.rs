@@ -110,7 +110,6 @@ impl Matching {
 /// A product with its search rank.
 #[derive(Debug, Clone)]
 pub struct Ranked {
-    /// The product.
     pub product: Model,
     /// Its rank for `q` (0 without `q`).
     pub rank: f64,

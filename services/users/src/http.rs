@@ -33,7 +33,7 @@ pub struct User {
     pub phone: Option<String>,
     /// Postal address.
     pub address: Option<Address>,
-    /// Role.
+    /// What the user may do: `customer`, `support` or `admin`.
     pub role: Role,
     /// When the profile was created.
     pub created_at: DateTime<Utc>,
