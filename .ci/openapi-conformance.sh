@@ -13,6 +13,8 @@
 # and a bounded number of examples per operation keep runs repeatable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=deploy/scratch-state.sh
+source deploy/scratch-state.sh
 
 say() { echo "conformance: $*"; }
 die() {
@@ -24,7 +26,7 @@ binary="${1:-${CARGO_TARGET_DIR:-target}/debug/shop}"
 schemathesis_version=4.32.5
 seed=20261201
 examples="${CONFORMANCE_EXAMPLES:-20}"
-pg=postgres://postgres@127.0.0.1:5432
+pg=$scratch_pg
 redis_db="${CONFORMANCE_REDIS_DB:-12}"
 namespace=conformance.
 services=(auth users products orders notifications)
@@ -32,7 +34,6 @@ declare -A port=([gateway]=29080 [auth]=29081 [users]=29082 [products]=29083 [or
 base="http://127.0.0.1:${port[gateway]}"
 
 [ -x "$binary" ] || die "no executable binary at $binary (build it, or pass its path)"
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "${port[@]}"; do
   if port_open "$p"; then die "port $p is taken; stop what listens there"; fi
 done
@@ -44,22 +45,9 @@ fi
 
 mail_dir=$(mktemp -d /tmp/shop-conformance-mail.XXXXXX)
 log=$(mktemp /tmp/shop-conformance-serve.XXXXXX)
-drop_databases() {
-  local service
-  for service in "${services[@]}"; do
-    psql "$pg/postgres" -qAtc "DROP DATABASE IF EXISTS conformance_$service WITH (FORCE)" >/dev/null 2>&1 || true
-  done
-}
-clean_broker() {
-  command -v rabbitmqctl >/dev/null || return 0
-  local name
-  { rabbitmqctl -q list_queues name 2>/dev/null | grep "^conformance\." || true; } |
-    while read -r name; do rabbitmqctl -q delete_queue "$name" </dev/null >/dev/null 2>&1 || true; done
-  { rabbitmqctl -q list_exchanges name 2>/dev/null | grep "^conformance\." || true; } |
-    while read -r name; do
-      rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$name\">>), false, <<\"conformance\">>)." \
-        </dev/null >/dev/null 2>&1 || true
-    done
+remove_scratch_state() {
+  drop_scratch_databases conformance "${services[@]}"
+  clean_scratch_broker "$namespace"
 }
 server=""
 cleanup() {
@@ -69,15 +57,14 @@ cleanup() {
     kill "$server" 2>/dev/null
     wait "$server" 2>/dev/null
   fi
-  drop_databases
-  clean_broker
-  redis-cli -n "$redis_db" flushdb >/dev/null 2>&1
+  remove_scratch_state
+  flush_scratch_redis "$redis_db"
   rm -rf "$mail_dir" "$log"
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-drop_databases
+remove_scratch_state
 
 export SHOP_HOST=127.0.0.1 RUST_LOG=warn NO_COLOR=1
 export SHOP_REDIS_URL="redis://127.0.0.1:6379/$redis_db"
