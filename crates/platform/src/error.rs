@@ -316,8 +316,9 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// The name of the unique or check constraint a database error violated, if any.
-pub fn violated_constraint(err: &sea_orm::DbErr) -> Option<String> {
+/// The name of the unique or check constraint a database error violated, if
+/// any. Private: [`OnConstraint`] is the one way code asks.
+fn violated_constraint(err: &sea_orm::DbErr) -> Option<String> {
     use sea_orm::{DbErr, RuntimeErr};
     let (DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(db)))
     | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(db)))) = err
