@@ -15,6 +15,8 @@
 # prints the containers' logs and exits 1. Cleans up either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=deploy/scratch-state.sh
+source deploy/scratch-state.sh
 
 say() { echo "smoke: $*"; }
 die() {
@@ -25,7 +27,7 @@ die() {
 binary="${1:-${CARGO_TARGET_DIR:-target}/debug/shop}"
 image=localhost/shop:smoke
 prefix=shop-smoke
-pg=postgres://postgres@127.0.0.1:5432
+pg=$scratch_pg
 redis_db="${SMOKE_REDIS_DB:-13}"
 namespace=smoke.
 services=(users auth products orders notifications reviews gateway)
@@ -35,7 +37,6 @@ base="http://127.0.0.1:${port[gateway]}"
 
 # --- Preconditions ----------------------------------------------------------
 [ -x "$binary" ] || die "no executable binary at $binary (build it, or pass its path)"
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for dependency in PostgreSQL:5432 Redis:6379 RabbitMQ:5672; do
   port_open "${dependency#*:}" || die "${dependency%:*} is not listening on 127.0.0.1:${dependency#*:} (bash .ci/run starts all three)"
 done
@@ -55,23 +56,9 @@ bash deploy/podman-setup.sh >/dev/null
 
 # --- Clean-up, whatever happens -----------------------------------------------
 mail_dir=$(mktemp -d /tmp/shop-smoke-mail.XXXXXX)
-drop_databases() {
-  local service
-  for service in "${with_database[@]}"; do
-    psql "$pg/postgres" -qAtc "DROP DATABASE IF EXISTS smoke_$service WITH (FORCE)" >/dev/null 2>&1 || true
-  done
-}
-clean_broker() {
-  command -v rabbitmqctl >/dev/null || return 0
-  local name
-  { rabbitmqctl -q list_queues name 2>/dev/null | grep "^smoke\." || true; } |
-    while read -r name; do rabbitmqctl -q delete_queue "$name" </dev/null >/dev/null 2>&1 || true; done
-  # rabbitmqctl has no delete_exchange; the broker's own function does it.
-  { rabbitmqctl -q list_exchanges name 2>/dev/null | grep "^smoke\." || true; } |
-    while read -r name; do
-      rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$name\">>), false, <<\"smoke\">>)." \
-        </dev/null >/dev/null 2>&1 || true
-    done
+remove_scratch_state() {
+  drop_scratch_databases smoke "${with_database[@]}"
+  clean_scratch_broker "$namespace"
 }
 containers() { podman ps -a --format '{{.Names}}' | grep "^$prefix-" || true; }
 cleanup() {
@@ -83,9 +70,8 @@ cleanup() {
     # shellcheck disable=SC2086
     podman rm -f -t 10 $names >/dev/null 2>&1
   fi
-  drop_databases
-  clean_broker
-  redis-cli -n "$redis_db" flushdb >/dev/null 2>&1
+  remove_scratch_state
+  flush_scratch_redis "$redis_db"
   rm -rf "$mail_dir" deploy/.bin/shop
   rmdir deploy/.bin 2>/dev/null
   exit "$status"
@@ -113,8 +99,7 @@ if [ -n "$leftovers" ]; then
   # shellcheck disable=SC2086
   podman rm -f $leftovers >/dev/null
 fi
-drop_databases
-clean_broker
+remove_scratch_state
 
 previous_image=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 mkdir -p deploy/.bin

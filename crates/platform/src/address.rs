@@ -14,9 +14,9 @@ pub struct Address {
     /// Flat, floor, care-of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line2: Option<String>,
-    /// City.
+    /// Town or city, up to 100 characters.
     pub city: String,
-    /// Postal code.
+    /// Up to 20 characters, as the country writes it.
     pub postal_code: String,
     /// ISO 3166-1 alpha-2 country code, such as `DE`.
     pub country: String,

@@ -97,7 +97,7 @@ pub enum ApiError {
     /// Well-formed, but the values do not satisfy the rules.
     #[error("{detail}")]
     Validation {
-        /// Summary.
+        /// One line for a person: the only field, or how many fail.
         detail: String,
         /// Every failing field.
         errors: Vec<FieldError>,
@@ -107,7 +107,7 @@ pub enum ApiError {
     Items {
         /// The status the first failing item calls for.
         status: StatusCode,
-        /// Summary.
+        /// One line for a person.
         detail: String,
         /// Every failing item.
         errors: Vec<FieldError>,
@@ -155,6 +155,16 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             allowed: None,
+        }
+    }
+
+    /// Names the step of a use case an unexpected failure came from, so the
+    /// line that logs it says where it happened (`write the orders: <cause>`);
+    /// every other error is the client's answer and passes unchanged.
+    pub fn in_step(self, step: &'static str) -> Self {
+        match self {
+            Self::Internal(cause) => Self::Internal(cause.context(step)),
+            other => other,
         }
     }
 
@@ -306,8 +316,9 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// The name of the unique or check constraint a database error violated, if any.
-pub fn violated_constraint(err: &sea_orm::DbErr) -> Option<String> {
+/// The name of the unique or check constraint a database error violated, if
+/// any. Private: [`OnConstraint`] is the one way code asks.
+fn violated_constraint(err: &sea_orm::DbErr) -> Option<String> {
     use sea_orm::{DbErr, RuntimeErr};
     let (DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(db)))
     | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(db)))) = err
@@ -335,5 +346,36 @@ impl<T> OnConstraint<T> for Result<T, sea_orm::DbErr> {
     }
 }
 
+/// [`ApiError::in_step`] on a result, whatever its error converts from.
+pub trait InStep<T> {
+    /// See [`ApiError::in_step`].
+    fn in_step(self, step: &'static str) -> ApiResult<T>;
+}
+
+impl<T, E: Into<ApiError>> InStep<T> for Result<T, E> {
+    fn in_step(self, step: &'static str) -> ApiResult<T> {
+        self.map_err(|err| err.into().in_step(step))
+    }
+}
+
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_names_where_an_unexpected_failure_happened_and_nothing_else() {
+        let failed: ApiResult<()> = Err(ApiError::Internal(anyhow::anyhow!("connection reset")));
+        let Err(ApiError::Internal(cause)) = failed.in_step("write the orders") else {
+            panic!("an internal error stays internal");
+        };
+        assert_eq!(format!("{cause:#}"), "write the orders: connection reset");
+        let refused: ApiResult<()> = Err(ApiError::conflict("taken"));
+        assert!(matches!(
+            refused.in_step("store the login"),
+            Err(ApiError::Conflict { detail, .. }) if detail == "taken"
+        ));
+    }
+}

@@ -76,8 +76,33 @@ where
 }
 
 /// Decodes a bulk body already read as JSON: an array of 1 to 1000 items,
-/// each decoded on its own so every failure carries its item's index.
+/// each decoded on its own so every failure carries its item's index and,
+/// below the item, the path of the failing field (`items[1].quantity`): a
+/// parsed type refusing a value while it is decoded (a
+/// [`crate::quantity::Quantity`] out of range) is reported where a check
+/// after decoding would put it.
 pub fn bulk_items<T: DeserializeOwned>(value: serde_json::Value) -> Result<Vec<T>, ApiError> {
+    let mut parsed = Vec::new();
+    let mut errors = Vec::new();
+    for item in bulk_item_results(value)? {
+        match item {
+            Ok(item) => parsed.push(item),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// [`bulk_items`], keeping each item's decoding failure in its place, for a
+/// use case that reports them in one answer with its own checks of the
+/// items that did decode.
+pub fn bulk_item_results<T: DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<Vec<Result<T, FieldError>>, ApiError> {
     let serde_json::Value::Array(items) = value else {
         return Err(ApiError::invalid("body", "must be a JSON array of items"));
     };
@@ -87,19 +112,21 @@ pub fn bulk_items<T: DeserializeOwned>(value: serde_json::Value) -> Result<Vec<T
             format!("must hold 1 to {MAX_BULK_ITEMS} items, not {}", items.len()),
         ));
     }
-    let mut parsed = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<T>(item) {
-            Ok(item) => parsed.push(item),
-            Err(err) => errors.push(FieldError::new("item", err.to_string()).at(index)),
-        }
-    }
-    if errors.is_empty() {
-        Ok(parsed)
-    } else {
-        Err(ApiError::validation(errors))
-    }
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            serde_path_to_error::deserialize(item).map_err(|err| item_error(&err).at(index))
+        })
+        .collect())
+}
+
+fn item_error(err: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let field = match err.path().iter().next() {
+        None => "item".to_owned(),
+        Some(_) => err.path().to_string(),
+    };
+    FieldError::new(field, err.inner().to_string())
 }
 
 /// `axum::extract::Query`, with rejections answered as 400 problems.
@@ -141,5 +168,55 @@ where
             .map_err(|rejection: PathRejection| {
                 ApiError::BadRequest(format!("bad path parameter: {}", rejection.body_text()))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+    use crate::quantity::Quantity;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Order {
+        items: Vec<Line>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Line {
+        quantity: Quantity,
+    }
+
+    fn failures(body: serde_json::Value) -> Vec<FieldError> {
+        match bulk_items::<Order>(body) {
+            Err(ApiError::Validation { errors, .. }) => errors,
+            other => panic!("expected a 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_value_is_reported_at_its_item_and_field() {
+        let errors = failures(json!([
+            {"items": [{"quantity": 1}]},
+            {"items": [{"quantity": 2}, {"quantity": 0}]},
+        ]));
+        assert_eq!(
+            errors,
+            [FieldError::new("items[1].quantity", "must be 1 to 10000").at(1)]
+        );
+    }
+
+    #[test]
+    fn an_item_of_the_wrong_shape_is_reported_as_the_item() {
+        let errors = failures(json!([{"items": [{"quantity": 1}]}, "nope"]));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            (errors[0].index, errors[0].field.as_str()),
+            (Some(1), "item")
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! Pieces every service's OpenAPI document shares.
 
 use utoipa::Modify;
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::extract::MAX_BULK_ITEMS;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
@@ -42,6 +45,9 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 ///
 /// A status the operation documents itself keeps its own description, and
 /// every problem is documented as `application/problem+json`, as served.
+/// A body that is a JSON array is a bulk body, read by
+/// [`crate::extract::bulk_items`]: its schema says it holds 1 to
+/// [`MAX_BULK_ITEMS`] items.
 pub fn complete_problem_responses(openapi: &mut OpenApi) {
     for item in openapi.paths.paths.values_mut() {
         let operations = [
@@ -60,6 +66,14 @@ pub fn complete_problem_responses(openapi: &mut OpenApi) {
 fn complete_operation(operation: &mut utoipa::openapi::path::Operation) {
     use utoipa::openapi::path::ParameterIn;
 
+    if let Some(body) = &mut operation.request_body {
+        for content in body.content.values_mut() {
+            if let Some(RefOr::T(Schema::Array(items))) = &mut content.schema {
+                items.min_items = Some(1);
+                items.max_items = Some(MAX_BULK_ITEMS);
+            }
+        }
+    }
     let has_body = operation.request_body.is_some();
     let has_parameters = operation.parameters.as_ref().is_some_and(|parameters| {
         parameters

@@ -121,7 +121,6 @@ impl<F: SortField> Sort<F> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", content = "v")]
 pub enum KeyValue {
-    /// Text.
     #[serde(rename = "s")]
     Text(String),
     /// Whole number.
@@ -133,7 +132,6 @@ pub enum KeyValue {
     /// Point in time.
     #[serde(rename = "t")]
     Time(DateTime<Utc>),
-    /// UUID.
     #[serde(rename = "u")]
     Uuid(Uuid),
 }
@@ -179,7 +177,6 @@ struct CursorBody {
 pub struct PageRequest<F> {
     /// Rows per page.
     pub limit: u64,
-    /// The sort.
     pub sort: Sort<F>,
     /// Key values of the last row already seen (the sort keys, then the id).
     pub after: Option<Vec<KeyValue>>,

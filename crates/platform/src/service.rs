@@ -29,7 +29,6 @@ pub struct Infra {
     pub settings: ServiceSettings,
     /// Its own database.
     pub db: DatabaseConnection,
-    /// Redis.
     pub redis: ConnectionManager,
     /// RabbitMQ.
     pub broker: Arc<Broker>,

@@ -18,7 +18,6 @@ pub fn server_url() -> String {
 /// A database that exists for one test and is dropped with it.
 #[derive(Debug)]
 pub struct TestDatabase {
-    /// Its name.
     pub name: String,
     /// A URL that connects to it.
     pub url: SecretString,

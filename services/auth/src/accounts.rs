@@ -4,7 +4,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use platform::auth::Role;
-use platform::error::OnConstraint;
+use platform::error::{InStep, OnConstraint};
 use platform::{ApiError, ApiResult, FieldError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -29,12 +29,17 @@ pub async fn register(state: &AppState, body: Register) -> ApiResult<(Value, Tok
         return Err(ApiError::validation(errors));
     };
     if store::credential_by_username(&state.db, username.as_str())
-        .await?
+        .await
+        .in_step("look the username up")?
         .is_some()
     {
         return Err(username_taken());
     }
-    let hash = state.hasher.hash(password).await?;
+    let hash = state
+        .hasher
+        .hash(password)
+        .await
+        .in_step("hash the password")?;
     let user_id = Uuid::now_v7();
     let profile = state
         .users
@@ -45,13 +50,15 @@ pub async fn register(state: &AppState, body: Register) -> ApiResult<(Value, Tok
             "phone": body.phone,
             "address": body.address,
         }))
-        .await?;
+        .await
+        .in_step("create the profile")?;
     let stored = store::insert_credentials(
         &state.db,
         vec![store::new_credential(user_id, username.into_string(), hash)],
     )
     .await
-    .on_constraint(&[store::USERNAME_TAKEN], username_taken);
+    .on_constraint(&[store::USERNAME_TAKEN], username_taken)
+    .in_step("store the login");
     if let Err(err) = stored {
         // Nothing may be left behind: the profile goes again.
         if let Err(undo) = state.users.unregister(user_id).await {
@@ -59,7 +66,9 @@ pub async fn register(state: &AppState, body: Register) -> ApiResult<(Value, Tok
         }
         return Err(err);
     }
-    let tokens = tokens::issue_pair(state, user_id, Role::Customer).await?;
+    let tokens = tokens::issue_pair(state, user_id, Role::Customer)
+        .await
+        .in_step("issue the first tokens")?;
     metrics::counter!("auth_registrations_total").increment(1);
     Ok((profile, tokens))
 }

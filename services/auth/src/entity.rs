@@ -15,7 +15,6 @@ pub mod credential {
         pub username: String,
         /// bcrypt hash.
         pub password_hash: String,
-        /// Created.
         pub created_at: DateTimeUtc,
         /// Last changed.
         pub updated_at: DateTimeUtc,

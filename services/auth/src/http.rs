@@ -24,9 +24,12 @@ use crate::{AppState, accounts, sessions};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
-    /// Login name: 3 to 50 letters, digits, `.`, `_`, `-`.
+    /// Login name: 3 to 50 letters, digits, `.`, `_`, `-`, starting with a
+    /// letter or digit; spaces around it are dropped.
+    #[schema(min_length = 3, max_length = 50)]
     pub username: String,
-    /// At least 8 characters.
+    /// 8 to 1024 characters of any script, not only spaces.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// E-mail address.
     pub email: String,
@@ -45,7 +48,7 @@ pub struct Registered {
     /// The profile the users service created.
     #[schema(value_type = Object)]
     pub user: Value,
-    /// The tokens.
+    /// The first token pair, as `POST /auth/login` answers it.
     #[serde(flatten)]
     pub tokens: Tokens,
 }
@@ -56,7 +59,7 @@ pub struct Registered {
 pub struct Login {
     /// Login name (any case).
     pub username: String,
-    /// Password.
+    /// The password; a wrong one is a 401, like an unknown username.
     pub password: String,
 }
 
@@ -82,7 +85,8 @@ pub struct Logout {
 pub struct ChangePassword {
     /// The password now.
     pub current_password: String,
-    /// The new password, at least 8 characters.
+    /// The new password: 8 to 1024 characters of any script, not only spaces.
+    #[schema(min_length = 8, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -93,7 +97,7 @@ pub struct Me {
     pub user_id: Uuid,
     /// Login name.
     pub username: String,
-    /// Role.
+    /// The role the token carries.
     pub role: Role,
 }
 
@@ -103,16 +107,18 @@ pub struct Me {
 pub struct NewCredential {
     /// A user created through `POST /users`.
     pub user_id: Uuid,
-    /// Login name.
+    /// Login name, by the rules of `POST /auth/register`.
+    #[schema(min_length = 3, max_length = 50)]
     pub username: String,
-    /// Password.
+    /// Password, by the rules of `POST /auth/register`.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
 /// A created login.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Credential {
-    /// The user.
+    /// The user who can now log in.
     pub user_id: Uuid,
     /// Login name.
     pub username: String,
@@ -306,7 +312,6 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The login limits.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {
     /// Failed logins per username per window.

@@ -56,12 +56,10 @@ pub mod contact {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "user_contacts")]
     pub struct Model {
-        /// The user.
         #[sea_orm(primary_key, auto_increment = false)]
         pub user_id: Uuid,
         /// E-mail address.
         pub email: String,
-        /// Name.
         pub name: String,
         /// True once the user was deleted.
         pub deleted: bool,

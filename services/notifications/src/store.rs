@@ -92,7 +92,6 @@ pub struct NewMessage<'a> {
     pub event_id: Uuid,
     /// Whom it is about.
     pub user_id: Uuid,
-    /// Its kind.
     pub kind: &'a str,
     /// Its address, when known.
     pub recipient: Option<String>,

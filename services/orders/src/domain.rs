@@ -2,6 +2,7 @@
 //! where, and who may see it.
 
 use platform::auth::{AuthUser, Role};
+use platform::quantity::Quantity;
 use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -117,33 +118,19 @@ pub fn check_move(
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Line {
-    /// The product.
+    /// A product in the catalogue; its name and price are copied into the order.
     pub product_id: Uuid,
-    /// Units, 1 to 10,000.
-    pub quantity: i32,
+    /// How many units of the product.
+    pub quantity: Quantity,
 }
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
 
-/// Checks the lines of one order.
-pub fn check_lines(lines: &[Line]) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    if lines.is_empty() || lines.len() > MAX_LINES {
-        errors.push(FieldError::new(
-            "items",
-            format!("must hold 1 to {MAX_LINES} lines"),
-        ));
-    }
-    for (i, line) in lines.iter().enumerate() {
-        if !(1..=10_000).contains(&line.quantity) {
-            errors.push(FieldError::new(
-                format!("items[{i}].quantity"),
-                "must be 1 to 10000",
-            ));
-        }
-    }
-    errors
+/// Checks the lines of one order (each line's quantity was parsed with the body).
+pub fn check_lines(lines: &[Line]) -> Option<FieldError> {
+    (lines.is_empty() || lines.len() > MAX_LINES)
+        .then(|| FieldError::new("items", format!("must hold 1 to {MAX_LINES} lines")))
 }
 
 /// Whom an order is for: customers order for themselves; staff for anyone.

@@ -46,13 +46,11 @@ pub mod order_item {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "order_items")]
     pub struct Model {
-        /// The order.
         #[sea_orm(primary_key, auto_increment = false)]
         pub order_id: Uuid,
         /// Position in the order.
         #[sea_orm(primary_key, auto_increment = false)]
         pub line: i32,
-        /// The product.
         pub product_id: Uuid,
         /// Its name when ordered.
         pub name: String,
@@ -82,7 +80,6 @@ pub mod settlement {
         pub settlement_id: Uuid,
         /// `confirm` or `release`.
         pub kind: String,
-        /// The reservation.
         pub reservation_id: Uuid,
         /// For a partial release: its id (the order's).
         pub release_id: Option<Uuid>,

@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 
-/// The constraint an orders' write violates when its hold was given up first.
-const GIVEN_UP: &str = "reservation_outcomes_pkey";
+/// The constraint a second decision on one reservation breaks: an orders'
+/// write whose hold was given up first fails on it.
+pub const DECIDED: &str = "reservation_outcomes_pkey";
 
 /// How long the decision to give a hold up is remembered: far longer than
 /// any write of orders can take.
@@ -31,11 +32,6 @@ pub fn ordered(reservation_id: Uuid) -> Statement {
         "INSERT INTO reservation_outcomes (reservation_id, ordered) VALUES ($1, true)",
         [reservation_id.into()],
     )
-}
-
-/// True when an orders' write failed because its hold had been given up.
-pub fn was_given_up(err: &DbErr) -> bool {
-    platform::error::violated_constraint(err).as_deref() == Some(GIVEN_UP)
 }
 
 /// The statement that forgets the decisions on reservations products has confirmed.

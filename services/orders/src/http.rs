@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use platform::address::Address;
 use platform::auth::{AuthUser, Role};
-use platform::extract::{Json, Path, Query, bulk_items};
+use platform::extract::{Json, Path, Query, bulk_item_results, bulk_items};
 use platform::pagination::Page;
 use platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ use crate::{listing, placing, transitions};
 /// One line of an order as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrderItem {
-    /// The product.
+    /// The product ordered (it may since have changed or gone).
     pub product_id: Uuid,
     /// Its name when ordered.
     pub name: String,
@@ -38,7 +38,7 @@ pub struct OrderItem {
 /// An order as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Order {
-    /// The order.
+    /// The order's id.
     pub order_id: Uuid,
     /// Whose it is.
     pub user_id: Uuid,
@@ -105,7 +105,7 @@ pub struct NewOrder {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
-    /// The order.
+    /// The order to move.
     pub order_id: Uuid,
     /// The status it should have.
     pub status: Status,
@@ -146,7 +146,7 @@ pub async fn create_orders(
 ) -> ApiResult<Response> {
     let key = IdempotencyKey::from_headers(&headers)?;
     let fingerprint = idempotency::fingerprint(&body);
-    let requested: Vec<NewOrder> = bulk_items(body)?;
+    let requested = bulk_item_results::<NewOrder>(body)?;
     let mut placements = placing::check_orders(&caller, requested)?;
 
     let mut claim_id = None;
@@ -202,7 +202,8 @@ pub async fn create_orders(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OrderQuery {
-    /// Comma-separated ids for a bulk read (up to 100); not combinable with filters.
+    /// Ids for a bulk read, comma-separated (1 to 100); not combinable with filters.
+    #[param(value_type = Option<Vec<Uuid>>, style = Form, explode = false, min_items = 1, max_items = 100)]
     pub ids: Option<String>,
     /// Only orders in this status.
     pub status: Option<Status>,

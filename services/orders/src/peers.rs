@@ -3,6 +3,7 @@
 
 use platform::ApiError;
 use platform::address::Address;
+use platform::money::{Currency, Money};
 use platform::peer::Peer;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -14,14 +15,25 @@ use crate::domain::Line;
 /// A reserved line, priced by the catalogue.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HeldLine {
-    /// The product.
     pub product_id: Uuid,
-    /// Its name.
     pub name: String,
-    /// Its unit price.
     pub unit_price_cents: i64,
-    /// Its currency.
     pub currency: String,
+}
+
+impl HeldLine {
+    /// The unit price the line is held at; products answering one that is
+    /// not money is a bad gateway, not the client's fault.
+    pub fn unit_price(&self) -> Result<Money, ApiError> {
+        let nonsense = || {
+            ApiError::BadGateway(format!(
+                "products held {} at {} {}, which is no price",
+                self.product_id, self.unit_price_cents, self.currency
+            ))
+        };
+        let currency = Currency::parse(&self.currency).map_err(|_| nonsense())?;
+        Money::parse(self.unit_price_cents, currency).map_err(|_| nonsense())
+    }
 }
 
 /// What a reservation answered.
@@ -96,7 +108,6 @@ impl Products {
 /// What orders need of a profile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Profile {
-    /// The user.
     pub user_id: Uuid,
     /// Where the user lives, if known.
     pub address: Option<Address>,

@@ -10,6 +10,8 @@ use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
 use platform::address::Address;
 use platform::auth::AuthUser;
+use platform::error::{InStep, OnConstraint};
+use platform::money::{Money, MoneyError};
 use platform::outbox::Outbox;
 use platform::writes::Writes;
 use platform::{ApiError, ApiResult, FieldError};
@@ -21,6 +23,7 @@ use crate::entity::{order, order_item};
 use crate::holds;
 use crate::http::{NewOrder, Order};
 use crate::idempotency;
+use crate::peers::HeldLine;
 use crate::settlement;
 use crate::store::{self, Stored};
 
@@ -31,11 +34,23 @@ pub struct Placement {
     address: Option<Address>,
 }
 
-/// Checks each order before anything is reserved.
-pub fn check_orders(caller: &AuthUser, requested: Vec<NewOrder>) -> ApiResult<Vec<Placement>> {
+/// Checks each order before anything is reserved. An order that did not
+/// decode (a quantity out of range, say) is reported with the failures of
+/// the others, so one answer names every invalid order.
+pub fn check_orders(
+    caller: &AuthUser,
+    requested: Vec<Result<NewOrder, FieldError>>,
+) -> ApiResult<Vec<Placement>> {
     let mut placements = Vec::with_capacity(requested.len());
     let mut errors = Vec::new();
     for (index, order) in requested.into_iter().enumerate() {
+        let order = match order {
+            Ok(order) => order,
+            Err(undecoded) => {
+                errors.push(undecoded);
+                continue;
+            }
+        };
         let user_id = match domain::orderer(caller, order.user_id) {
             Ok(user_id) => user_id,
             Err(message) => {
@@ -46,11 +61,7 @@ pub fn check_orders(caller: &AuthUser, requested: Vec<NewOrder>) -> ApiResult<Ve
                 });
             }
         };
-        errors.extend(
-            domain::check_lines(&order.items)
-                .into_iter()
-                .map(|e| e.at(index)),
-        );
+        errors.extend(domain::check_lines(&order.items).map(|e| e.at(index)));
         let address = match &order.shipping_address {
             None => None,
             Some(raw) => match raw.parse("shipping_address") {
@@ -81,7 +92,9 @@ pub async fn place(
     placements: &mut [Placement],
     claim: Option<(&str, Uuid)>,
 ) -> ApiResult<Vec<Order>> {
-    resolve_users(state, caller, placements).await?;
+    resolve_users(state, caller, placements)
+        .await
+        .in_step("resolve the orders' users")?;
 
     // One reservation for the whole request: all of it is held, or none.
     let reservation_id = Uuid::now_v7();
@@ -95,7 +108,8 @@ pub async fn place(
         .products
         .reserve(reservation_id, &lines)
         .await
-        .map_err(|err| per_order(err, &order_of_line))?;
+        .map_err(|err| per_order(err, &order_of_line))
+        .in_step("hold the stock")?;
     let catalogue: HashMap<Uuid, _> = reservation
         .items
         .into_iter()
@@ -120,37 +134,36 @@ pub async fn place(
                         product_id: item.product_id,
                         name: held.name.clone(),
                         unit_price_cents: held.unit_price_cents,
-                        quantity: item.quantity,
+                        quantity: item.quantity.get(),
                     })
             })
             .collect();
-        let currencies: Vec<&str> = placement
-            .lines
-            .iter()
-            .filter_map(|item| {
-                catalogue
-                    .get(&item.product_id)
-                    .map(|held| held.currency.as_str())
-            })
-            .collect();
-        if currencies.windows(2).any(|pair| pair[0] != pair[1]) {
-            errors.push(
-                FieldError::new("items", "mixes currencies; order each currency separately")
-                    .at(index),
-            );
-            continue;
-        }
-        let total_cents = items
-            .iter()
-            .map(|item| item.unit_price_cents * i64::from(item.quantity))
-            .sum();
+        let total = match order_total(&placement.lines, &catalogue) {
+            Ok(Ok(total)) => total,
+            Ok(Err(refused)) => {
+                let message = match refused {
+                    MoneyError::MixedCurrencies(..) => {
+                        "mixes currencies; order each currency separately"
+                    }
+                    MoneyError::Negative | MoneyError::TooLarge => {
+                        "add up to more than one order may cost"
+                    }
+                };
+                errors.push(FieldError::new("items", message).at(index));
+                continue;
+            }
+            Err(err) => {
+                give_back(state, reservation_id).await;
+                return Err(err.in_step("price the orders"));
+            }
+        };
         stored.push(Stored {
             order: order::Model {
                 order_id,
                 user_id: placement.user_id,
                 status: Status::Created,
-                total_cents,
-                currency: currencies.first().copied().unwrap_or("EUR").to_owned(),
+                total_cents: total.cents(),
+                currency: total.currency().to_string(),
                 shipping_address: placement
                     .address
                     .as_ref()
@@ -197,17 +210,18 @@ pub async fn place(
         match outcome_of_failed_write(state, &stored, &err).await {
             WriteOutcome::NotCommitted => {
                 give_back(state, reservation_id).await;
-                return Err(if idempotency::is_claim_lost(&err) {
-                    ApiError::conflict(
+                if idempotency::is_claim_lost(&err) {
+                    return Err(ApiError::conflict(
                         "a retry with this Idempotency-Key took this request over; its answer is the one that counts",
-                    )
-                } else if holds::was_given_up(&err) {
-                    ApiError::ServiceUnavailable(
-                        "the stock held for these orders lapsed before they could be written; nothing was ordered, try again".into(),
-                    )
-                } else {
-                    err.into()
-                });
+                    ));
+                }
+                return Err(err)
+                    .on_constraint(&[holds::DECIDED], || {
+                        ApiError::ServiceUnavailable(
+                            "the stock held for these orders lapsed before they could be written; nothing was ordered, try again".into(),
+                        )
+                    })
+                    .in_step("write the orders");
             }
             // The answer is the orders after all.
             WriteOutcome::Committed => {
@@ -215,7 +229,7 @@ pub async fn place(
             }
             // Keep the hold. Settlement confirms it if the orders exist; if
             // they do not, it lapses like any unused hold.
-            WriteOutcome::Unknown => return Err(err.into()),
+            WriteOutcome::Unknown => return Err(ApiError::from(err).in_step("write the orders")),
         }
     }
     state.outbox.notify();
@@ -223,6 +237,36 @@ pub async fn place(
     // Confirmations go in batches: the worker takes this one with its neighbours.
     state.settlements.notify_one();
     Ok(orders)
+}
+
+/// What the lines of one order cost at the prices products held them at: a
+/// refusal when they do not add up (currencies mixed), an error when products
+/// answered something that is no price.
+fn order_total(
+    lines: &[Line],
+    catalogue: &HashMap<Uuid, HeldLine>,
+) -> ApiResult<Result<Money, MoneyError>> {
+    let mut total: Option<Money> = None;
+    for line in lines {
+        let Some(held) = catalogue.get(&line.product_id) else {
+            continue;
+        };
+        let cost = match held.unit_price()?.times(line.quantity) {
+            Ok(cost) => cost,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let sum = match &total {
+            None => Ok(cost),
+            Some(sum) => sum.plus(&cost),
+        };
+        match sum {
+            Ok(sum) => total = Some(sum),
+            Err(refused) => return Ok(Err(refused)),
+        }
+    }
+    total
+        .map(Ok)
+        .ok_or_else(|| ApiError::BadGateway("products held none of an order's products".into()))
 }
 
 /// What a write of orders that answered with an error left behind.

@@ -22,7 +22,6 @@ pub const SOURCE: &str = "orders";
 /// An order with its lines.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    /// The order.
     pub order: order::Model,
     /// Its lines, in order.
     pub items: Vec<order_item::Model>,

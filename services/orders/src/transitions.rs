@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use platform::auth::AuthUser;
+use platform::quantity::Quantity;
 use platform::{ApiError, ApiResult, FieldError};
 use sea_orm::TransactionTrait;
 use uuid::Uuid;
@@ -92,14 +93,25 @@ pub(crate) async fn move_orders(
         let updated = store::set_status(&txn, &stored.order, *to).await?;
         events.push(store::status_event(&updated, stored.order.status));
         if *to == Status::Cancelled {
-            let lines: Vec<Line> = stored
+            let lines = stored
                 .items
                 .iter()
-                .map(|item| Line {
-                    product_id: item.product_id,
-                    quantity: item.quantity,
+                .map(|item| {
+                    // Every stored line was a parsed quantity when it was written.
+                    let quantity = Quantity::try_from(item.quantity).map_err(|_| {
+                        anyhow::anyhow!(
+                            "order {} line {} holds {} units",
+                            item.order_id,
+                            item.line,
+                            item.quantity
+                        )
+                    })?;
+                    Ok(Line {
+                        product_id: item.product_id,
+                        quantity,
+                    })
                 })
-                .collect();
+                .collect::<ApiResult<Vec<Line>>>()?;
             releases.push(settlement::release(
                 stored.order.reservation_id,
                 stored.order.order_id,

@@ -2,13 +2,13 @@
 //! each SKU once), one edited under optimistic locking, one deleted; every
 //! change reaches the caches before it is answered.
 
-use platform::error::OnConstraint;
+use platform::error::{InStep, OnConstraint};
+use platform::money::Currency;
 use platform::{ApiError, ApiResult, FieldError};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::{self, Errors, NewProduct, ProductChanges, Sku};
+use crate::domain::{self, Errors, NewProduct, ProductChanges, RawProduct, Sku};
 use crate::entity::product::Model;
 use crate::http::{NewProductBody, ProductPatch, cache_record, not_found};
 use crate::store::{self, UpdateRefused};
@@ -18,48 +18,19 @@ pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec
     let mut products = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        let mut e = Errors::default();
-        let parsed = (
-            e.check("sku", Sku::parse(&item.sku)),
-            e.check("name", domain::parse_name(&item.name)),
-            e.check("description", domain::parse_description(&item.description)),
-            e.check("price_cents", domain::parse_price(item.price_cents)),
-            e.check("currency", domain::parse_currency(&item.currency)),
-            e.check("stock", domain::parse_stock(item.stock)),
-            e.check("category", domain::parse_category(&item.category)),
-            e.check("tags", domain::parse_tags(&item.tags)),
-            e.check(
-                "attributes",
-                domain::parse_attributes(
-                    item.attributes
-                        .as_ref()
-                        .unwrap_or(&Value::Object(Default::default())),
-                ),
-            ),
-        );
-        match parsed {
-            (
-                Some(sku),
-                Some(name),
-                Some(description),
-                Some(price_cents),
-                Some(currency),
-                Some(stock),
-                Some(category),
-                Some(tags),
-                Some(attributes),
-            ) => products.push(NewProduct {
-                sku,
-                name,
-                description,
-                price_cents,
-                currency,
-                stock,
-                category,
-                tags,
-                attributes,
-            }),
-            _ => errors.extend(e.0.into_iter().map(|err| err.at(index))),
+        match NewProduct::parse(RawProduct {
+            sku: &item.sku,
+            name: &item.name,
+            description: &item.description,
+            price_cents: item.price_cents,
+            currency: &item.currency,
+            stock: item.stock,
+            category: &item.category,
+            tags: &item.tags,
+            attributes: item.attributes.as_ref(),
+        }) {
+            Ok(product) => products.push(product),
+            Err(failures) => errors.extend(failures.into_iter().map(|err| err.at(index))),
         }
     }
     if !errors.is_empty() {
@@ -69,10 +40,10 @@ pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec
     let duplicates: Vec<FieldError> = products
         .iter()
         .enumerate()
-        .filter_map(|(index, p)| match first_seen.get(p.sku.as_str()) {
+        .filter_map(|(index, p)| match first_seen.get(p.sku().as_str()) {
             Some(first) => Some(FieldError::new("sku", format!("repeats item {first}")).at(index)),
             None => {
-                first_seen.insert(p.sku.as_str(), index);
+                first_seen.insert(p.sku().as_str(), index);
                 None
             }
         })
@@ -86,7 +57,8 @@ pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec
     }
     let created = store::create(&state.db, &state.outbox, products)
         .await
-        .on_constraint(&[store::SKU_TAKEN], || skus_taken(Vec::new()))?
+        .on_constraint(&[store::SKU_TAKEN], || skus_taken(Vec::new()))
+        .in_step("store the new products")?
         .map_err(|taken| skus_taken(taken.0))?;
     state.lists.invalidate().await;
     state
@@ -138,7 +110,7 @@ pub async fn update(
         currency: patch
             .currency
             .as_deref()
-            .and_then(|v| e.check("currency", domain::parse_currency(v))),
+            .and_then(|v| e.check("currency", Currency::parse(v))),
         stock: patch
             .stock
             .and_then(|v| e.check("stock", domain::parse_stock(v))),
@@ -170,7 +142,8 @@ pub async fn update(
             detail: "that SKU is already in use".into(),
             errors: vec![FieldError::new("sku", "is already in use")],
             allowed: None,
-        })?;
+        })
+        .in_step("store the changes")?;
     match updated {
         Ok(updated) => {
             state.lists.invalidate().await;

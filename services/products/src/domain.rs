@@ -1,32 +1,131 @@
 //! Products as the rules see them: parsed, valid values and the version precondition.
 
 use platform::FieldError;
+use platform::money::{Currency, Money};
 use serde_json::Value;
 
 /// Most tags a product may carry.
 pub const MAX_TAGS: usize = 20;
 
-/// A product to create, every field valid.
+/// A product to create, every field valid: made only by [`NewProduct::parse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewProduct {
-    /// SKU.
-    pub sku: Sku,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Price in minor units.
+    sku: Sku,
+    name: String,
+    description: String,
+    price: Money,
+    stock: i32,
+    category: String,
+    tags: Vec<String>,
+    attributes: Value,
+}
+
+/// The fields of a new product as a client sends them.
+#[derive(Debug, Clone, Copy)]
+pub struct RawProduct<'a> {
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
     pub price_cents: i64,
-    /// ISO 4217 currency.
-    pub currency: String,
+    pub currency: &'a str,
+    pub stock: i64,
+    pub category: &'a str,
+    pub tags: &'a [String],
+    /// Absent is an empty object.
+    pub attributes: Option<&'a Value>,
+}
+
+impl NewProduct {
+    /// Checks every field, reporting all failures at once (each named as
+    /// the client named it).
+    pub fn parse(raw: RawProduct<'_>) -> Result<Self, Vec<FieldError>> {
+        let mut e = Errors::default();
+        let no_attributes = Value::Object(Default::default());
+        let sku = e.check("sku", Sku::parse(raw.sku));
+        let name = e.check("name", parse_name(raw.name));
+        let description = e.check("description", parse_description(raw.description));
+        let price_cents = e.check("price_cents", parse_price(raw.price_cents));
+        let currency = e.check("currency", Currency::parse(raw.currency));
+        let stock = e.check("stock", parse_stock(raw.stock));
+        let category = e.check("category", parse_category(raw.category));
+        let tags = e.check("tags", parse_tags(raw.tags));
+        let attributes = e.check(
+            "attributes",
+            parse_attributes(raw.attributes.unwrap_or(&no_attributes)),
+        );
+        let price = match (price_cents, currency) {
+            (Some(cents), Some(currency)) => e.check("price_cents", Money::parse(cents, currency)),
+            _ => None,
+        };
+        match (
+            sku,
+            name,
+            description,
+            price,
+            stock,
+            category,
+            tags,
+            attributes,
+        ) {
+            (
+                Some(sku),
+                Some(name),
+                Some(description),
+                Some(price),
+                Some(stock),
+                Some(category),
+                Some(tags),
+                Some(attributes),
+            ) if e.0.is_empty() => Ok(Self {
+                sku,
+                name,
+                description,
+                price,
+                stock,
+                category,
+                tags,
+                attributes,
+            }),
+            _ => Err(e.0),
+        }
+    }
+
+    pub fn sku(&self) -> &Sku {
+        &self.sku
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The price of one unit.
+    pub fn price(&self) -> &Money {
+        &self.price
+    }
+
     /// Units in stock.
-    pub stock: i32,
-    /// Lower-cased category.
-    pub category: String,
-    /// Lower-cased, distinct tags.
-    pub tags: Vec<String>,
+    pub fn stock(&self) -> i32 {
+        self.stock
+    }
+
+    /// Lower-cased.
+    pub fn category(&self) -> &str {
+        &self.category
+    }
+
+    /// Lower-cased and distinct.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
     /// A JSON object.
-    pub attributes: Value,
+    pub fn attributes(&self) -> &Value {
+        &self.attributes
+    }
 }
 
 /// Changes to a product, every present field valid.
@@ -41,7 +140,7 @@ pub struct ProductChanges {
     /// New price.
     pub price_cents: Option<i64>,
     /// New currency.
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     /// New stock level.
     pub stock: Option<i32>,
     /// New category.
@@ -126,16 +225,6 @@ pub fn parse_price(raw: i64) -> Result<i64, String> {
     }
 }
 
-/// An ISO 4217 code: three letters, stored upper-case.
-pub fn parse_currency(raw: &str) -> Result<String, String> {
-    let code = raw.trim().to_uppercase();
-    if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
-        Ok(code)
-    } else {
-        Err("must be an ISO 4217 code such as EUR".into())
-    }
-}
-
 /// A stock level: 0 to 10^9 units.
 pub fn parse_stock(raw: i64) -> Result<i32, String> {
     if (0..=1_000_000_000).contains(&raw) {
@@ -182,9 +271,9 @@ pub struct Errors(pub Vec<FieldError>);
 
 impl Errors {
     /// Records the error of `result` under `field`.
-    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+    pub fn check<T, E: ToString>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
         result
-            .map_err(|message| self.0.push(FieldError::new(field, message)))
+            .map_err(|message| self.0.push(FieldError::new(field, message.to_string())))
             .ok()
     }
 }
@@ -205,9 +294,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_new_product_is_parsed_whole_or_names_every_failing_field() {
+        let tags = vec!["Red".to_owned()];
+        let raw = RawProduct {
+            sku: " K-1 ",
+            name: "Kettle",
+            description: "",
+            price_cents: 2599,
+            currency: "eur",
+            stock: 5,
+            category: "Kitchen",
+            tags: &tags,
+            attributes: None,
+        };
+        let product = NewProduct::parse(raw).expect("valid");
+        assert_eq!(product.sku().as_str(), "K-1");
+        assert_eq!(product.price().currency().as_str(), "EUR");
+        assert_eq!(product.category(), "kitchen");
+        let failures = NewProduct::parse(RawProduct {
+            price_cents: -1,
+            currency: "euro",
+            ..raw
+        })
+        .expect_err("invalid");
+        let fields: Vec<&str> = failures.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["price_cents", "currency"]);
+    }
+
+    #[test]
     fn fields_are_normalised_or_refused() {
-        assert_eq!(parse_currency("eur").as_deref(), Ok("EUR"));
-        assert!(parse_currency("EURO").is_err());
         assert_eq!(
             parse_tags(&["Red".into(), "red".into(), " Sale ".into()]),
             Ok(vec!["red".into(), "sale".into()])

@@ -14,9 +14,7 @@ pub mod product {
         pub product_id: Uuid,
         /// Stock-keeping unit, unique among live products.
         pub sku: String,
-        /// Name.
         pub name: String,
-        /// Description.
         pub description: String,
         /// Price in minor units.
         pub price_cents: i64,
@@ -37,7 +35,6 @@ pub mod product {
         pub rating_count: i32,
         /// Their stars added up.
         pub rating_sum: i64,
-        /// Created.
         pub created_at: DateTimeUtc,
         /// Last changed.
         pub updated_at: DateTimeUtc,
@@ -65,7 +62,6 @@ pub mod reservation {
         pub reservation_id: Uuid,
         /// `held`, `confirmed` or `released`.
         pub status: String,
-        /// Created.
         pub created_at: DateTimeUtc,
         /// Last changed.
         pub updated_at: DateTimeUtc,
@@ -88,10 +84,8 @@ pub mod reservation_item {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "reservation_items")]
     pub struct Model {
-        /// The reservation.
         #[sea_orm(primary_key, auto_increment = false)]
         pub reservation_id: Uuid,
-        /// The product.
         #[sea_orm(primary_key, auto_increment = false)]
         pub product_id: Uuid,
         /// Units held.
@@ -100,7 +94,6 @@ pub mod reservation_item {
         pub name: String,
         /// Its unit price when reserved.
         pub unit_price_cents: i64,
-        /// Its currency.
         pub currency: String,
     }
 

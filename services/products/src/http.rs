@@ -32,9 +32,9 @@ pub struct Product {
     pub product_id: Uuid,
     /// Stock-keeping unit.
     pub sku: String,
-    /// Name.
+    /// Shown in lists; searched first.
     pub name: String,
-    /// Description.
+    /// Free text, searched after the name and tags.
     pub description: String,
     /// Price in minor units of `currency`.
     pub price_cents: i64,
@@ -42,9 +42,9 @@ pub struct Product {
     pub currency: String,
     /// Units available.
     pub stock: i32,
-    /// Category.
+    /// Lower-cased; `GET /products?category=` filters on it.
     pub category: String,
-    /// Tags.
+    /// Lower-cased and distinct; `GET /products?tags=` filters on them.
     pub tags: Vec<String>,
     /// Free-form attributes.
     #[schema(value_type = Object)]
@@ -57,7 +57,7 @@ pub struct Product {
     /// Optimistic-locking version; also the ETag. Every change bumps it:
     /// stock moves and rating changes too.
     pub version: i32,
-    /// Created.
+    /// When it was added to the catalogue.
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
@@ -92,9 +92,9 @@ impl From<Model> for Product {
 pub struct NewProductBody {
     /// Unique SKU: 1 to 64 letters, digits, `-`, `_`, `.`.
     pub sku: String,
-    /// Name.
+    /// 1 to 200 characters.
     pub name: String,
-    /// Description.
+    /// Up to 5000 characters.
     pub description: String,
     /// Price in minor units.
     pub price_cents: i64,
@@ -102,9 +102,9 @@ pub struct NewProductBody {
     pub currency: String,
     /// Units in stock.
     pub stock: i64,
-    /// Category.
+    /// 1 to 100 characters; stored lower-cased.
     pub category: String,
-    /// Tags.
+    /// Up to 20, each 1 to 50 characters; stored lower-cased, repeats folded.
     #[serde(default)]
     pub tags: Vec<String>,
     /// Free-form attributes (a JSON object).
@@ -145,11 +145,12 @@ pub struct ProductPatch {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
-    /// Comma-separated ids for a bulk read (up to 100); not combinable with filters.
+    /// Ids for a bulk read, comma-separated (1 to 100); not combinable with filters.
+    #[param(value_type = Option<Vec<Uuid>>, style = Form, explode = false, min_items = 1, max_items = 100)]
     pub ids: Option<String>,
     /// Full-text search (web-search syntax: `"phrase"`, `-exclude`, `or`), typo-tolerant.
     pub q: Option<String>,
-    /// Category.
+    /// Only products in this category (any case).
     pub category: Option<String>,
     /// Comma-separated tags; a product must have all of them.
     pub tags: Option<String>,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::http::cache_record;
-use crate::stock::{self, Line, Reservation};
+use crate::stock::{self, ConfirmRefused, Line, ReleaseRefused, Reservation, ReserveRefused};
 
 /// Most lines one reservation may hold.
 pub const MAX_LINES: usize = 100_000;
@@ -21,7 +21,7 @@ pub const MAX_LINES: usize = 100_000;
 pub struct ReserveBody {
     /// Chosen by the caller; retrying with the same id reserves nothing new.
     pub reservation_id: Uuid,
-    /// What to hold.
+    /// What to hold (each line's quantity parsed with the body).
     pub items: Vec<Line>,
 }
 
@@ -32,6 +32,37 @@ pub async fn refresh_caches(state: &AppState, moved: &stock::Moved) {
     state.cache.replace_many(&records).await;
     if moved.availability_changed {
         state.lists.invalidate().await;
+    }
+}
+
+fn no_reservation(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no reservation {id}"))
+}
+
+/// A 422 for a line naming no product, a 409 naming each short line.
+fn reserve_refused(refused: ReserveRefused) -> ApiError {
+    match refused {
+        ReserveRefused::Unknown { product_id, index } => ApiError::Validation {
+            detail: format!("no product with id {product_id}; nothing was reserved"),
+            errors: vec![FieldError::new("product_id", "no such product").at(index)],
+        },
+        ReserveRefused::Short(short) => ApiError::Conflict {
+            detail: "not enough stock; nothing was reserved".into(),
+            errors: short
+                .into_iter()
+                .map(|s| {
+                    FieldError::new(
+                        "quantity",
+                        format!(
+                            "product {} has {} in stock, {} wanted",
+                            s.product_id, s.stock, s.wanted
+                        ),
+                    )
+                    .at(s.index)
+                })
+                .collect(),
+            allowed: None,
+        },
     }
 }
 
@@ -47,16 +78,6 @@ pub async fn reserve(
             format!("must hold 1 to {MAX_LINES} lines"),
         ));
     }
-    let bad: Vec<FieldError> = body
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, line)| !(1..=1_000_000).contains(&line.quantity))
-        .map(|(i, _)| FieldError::new("quantity", "must be 1 to 1000000").at(i))
-        .collect();
-    if !bad.is_empty() {
-        return Err(ApiError::validation(bad));
-    }
     let reserved = stock::reserve(
         &state.db,
         &state.outbox,
@@ -64,7 +85,8 @@ pub async fn reserve(
         &body.items,
         state.hold_for,
     )
-    .await?;
+    .await?
+    .map_err(reserve_refused)?;
     refresh_caches(&state, &reserved.moved).await;
     let status = if reserved.created {
         StatusCode::CREATED
@@ -92,8 +114,13 @@ pub async fn confirm(
     _: InternalCaller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    stock::confirm(&state.db, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match stock::confirm(&state.db, id).await? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(ConfirmRefused::NotFound) => Err(no_reservation(id)),
+        Err(ConfirmRefused::Released) => Err(ApiError::conflict(
+            "the reservation was released (it expired or was cancelled)",
+        )),
+    }
 }
 
 /// `POST /internal/reservations/confirmations`.
@@ -143,14 +170,27 @@ pub async fn release(
         || serde_json::from_slice::<serde_json::Value>(&body)
             .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()));
     let moved = if whole {
-        stock::release(&state.db, &state.outbox, id).await?
+        stock::release(&state.db, &state.outbox, id)
+            .await?
+            .ok_or_else(|| no_reservation(id))?
     } else {
         let part: PartialRelease = serde_json::from_slice(&body)
             .map_err(|err| ApiError::BadRequest(format!("malformed release: {err}")))?;
-        if part.items.iter().any(|line| line.quantity < 1) {
-            return Err(ApiError::invalid("quantity", "must be at least 1"));
+        match stock::release_part(&state.db, &state.outbox, id, part.release_id, &part.items)
+            .await?
+        {
+            Ok(moved) => moved,
+            Err(ReleaseRefused::NotFound) => return Err(no_reservation(id)),
+            Err(ReleaseRefused::MoreThanHeld {
+                product_id,
+                holds,
+                wanted,
+            }) => {
+                return Err(ApiError::conflict(format!(
+                    "reservation {id} holds {holds} of product {product_id}, not {wanted}"
+                )));
+            }
         }
-        stock::release_part(&state.db, &state.outbox, id, part.release_id, &part.items).await?
     };
     refresh_caches(&state, &moved).await;
     Ok(StatusCode::NO_CONTENT)

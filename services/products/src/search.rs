@@ -44,13 +44,11 @@ pub struct MatchRow {
 /// no memory: its name and labels live in the [`Matched`] that holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
-    /// The product.
     pub product_id: Uuid,
     /// Its rank for the search text.
     pub rank: f64,
     /// Price in minor units.
     pub price_cents: i64,
-    /// Created.
     pub created_at: DateTime<Utc>,
     /// Where its name is in [`Matched::names`].
     name: (u32, u32),

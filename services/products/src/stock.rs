@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use events::Envelope;
 use platform::outbox::Outbox;
-use platform::{ApiError, FieldError};
+use platform::quantity::Quantity;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
@@ -28,16 +28,14 @@ use crate::store::updated_event;
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Line {
-    /// The product.
     pub product_id: Uuid,
-    /// Units wanted (at least 1).
-    pub quantity: i32,
+    /// Units wanted.
+    pub quantity: Quantity,
 }
 
 /// A held (or confirmed) line, with the catalogue's name and price at the time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldLine {
-    /// The product.
     pub product_id: Uuid,
     /// Units held.
     pub quantity: i32,
@@ -45,7 +43,6 @@ pub struct HeldLine {
     pub name: String,
     /// Its unit price.
     pub unit_price_cents: i64,
-    /// Its currency.
     pub currency: String,
 }
 
@@ -65,7 +62,6 @@ pub struct Reservation {
 /// The outcome of a reservation request.
 #[derive(Debug)]
 pub struct Reserved {
-    /// The reservation.
     pub reservation: Reservation,
     /// False when the id was already known and nothing new was held.
     pub created: bool,
@@ -88,6 +84,47 @@ impl Moved {
         self.products.extend(other.products);
         self.availability_changed |= other.availability_changed;
     }
+}
+
+/// Why a reservation was refused; nothing was held.
+#[derive(Debug)]
+pub enum ReserveRefused {
+    /// No live product has the id the line at `index` names.
+    Unknown { product_id: Uuid, index: usize },
+    /// These products have fewer units than their lines want together.
+    Short(Vec<Shortage>),
+}
+
+/// A product short of what a reservation wants of it.
+#[derive(Debug)]
+pub struct Shortage {
+    pub product_id: Uuid,
+    /// Units in stock now.
+    pub stock: i32,
+    /// Units its lines want together.
+    pub wanted: i32,
+    /// The first line naming it.
+    pub index: usize,
+}
+
+/// Why a confirmation was refused.
+#[derive(Debug)]
+pub enum ConfirmRefused {
+    NotFound,
+    /// Its units went back to stock (it lapsed or was cancelled).
+    Released,
+}
+
+/// Why a partial release was refused; nothing was released.
+#[derive(Debug)]
+pub enum ReleaseRefused {
+    NotFound,
+    /// The lines give back more of a product than the reservation holds.
+    MoreThanHeld {
+        product_id: Uuid,
+        holds: i32,
+        wanted: i32,
+    },
 }
 
 async fn load<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Reservation>, DbErr> {
@@ -237,12 +274,12 @@ pub async fn reserve(
     id: Uuid,
     lines: &[Line],
     hold_for: Duration,
-) -> Result<Reserved, ApiError> {
+) -> Result<Result<Reserved, ReserveRefused>, DbErr> {
     // Several lines for one product are one hold; BTreeMap keeps id order.
     let mut wanted: BTreeMap<Uuid, (i32, usize)> = BTreeMap::new();
     for (index, line) in lines.iter().enumerate() {
         let entry = wanted.entry(line.product_id).or_insert((0, index));
-        entry.0 = entry.0.saturating_add(line.quantity);
+        entry.0 = entry.0.saturating_add(line.quantity.get());
     }
     let ids: Vec<Uuid> = wanted.keys().copied().collect();
     let txn = db.begin().await?;
@@ -258,30 +295,15 @@ pub async fn reserve(
     // A retry: answer what the first request held.
     let known = |txn: DatabaseTransaction| async move {
         txn.rollback().await?;
+        // A reservation is never deleted, so the row the conflict met is there.
         let existing = load(db, id)
             .await?
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("reservation {id} vanished")))?;
-        Ok(Reserved {
+            .ok_or_else(|| DbErr::RecordNotFound(format!("reservation {id} vanished")))?;
+        Ok(Ok(Reserved {
             reservation: existing,
             created: false,
             moved: Moved::default(),
-        })
-    };
-    let unknown = |product_id: Uuid, index: usize| ApiError::Validation {
-        detail: format!("no product with id {product_id}; nothing was reserved"),
-        errors: vec![FieldError::new("product_id", "no such product").at(index)],
-    };
-    let short = |errors: Vec<FieldError>| ApiError::Conflict {
-        detail: "not enough stock; nothing was reserved".into(),
-        errors,
-        allowed: None,
-    };
-    let short_line = |product_id: Uuid, stock: i32, quantity: i32, index: usize| {
-        FieldError::new(
-            "quantity",
-            format!("product {product_id} has {stock} in stock, {quantity} wanted"),
-        )
-        .at(index)
+        }))
     };
     let (products, moved) = if let [product_id] = ids[..] {
         // One product (the common order): a conditional decrement holds it in
@@ -292,12 +314,15 @@ pub async fn reserve(
             Taken::Known => return known(txn).await,
             Taken::Short => {
                 let current = product::Entity::find_by_id(product_id).one(&txn).await?;
-                return Err(match current {
-                    Some(p) if p.deleted_at.is_none() => {
-                        short(vec![short_line(product_id, p.stock, quantity, index)])
-                    }
-                    _ => unknown(product_id, index),
-                });
+                return Ok(Err(match current {
+                    Some(p) if p.deleted_at.is_none() => ReserveRefused::Short(vec![Shortage {
+                        product_id,
+                        stock: p.stock,
+                        wanted: quantity,
+                        index,
+                    }]),
+                    _ => ReserveRefused::Unknown { product_id, index },
+                }));
             }
         }
     } else {
@@ -313,19 +338,24 @@ pub async fn reserve(
             return known(txn).await;
         }
         let products = lock_products(&txn, &ids).await?;
-        let mut errors = Vec::new();
-        for (product_id, (quantity, index)) in &wanted {
-            match products.iter().find(|p| p.product_id == *product_id) {
+        let mut short = Vec::new();
+        for (&product_id, &(quantity, index)) in &wanted {
+            match products.iter().find(|p| p.product_id == product_id) {
                 Some(p) if p.deleted_at.is_none() => {
-                    if p.stock < *quantity {
-                        errors.push(short_line(*product_id, p.stock, *quantity, *index));
+                    if p.stock < quantity {
+                        short.push(Shortage {
+                            product_id,
+                            stock: p.stock,
+                            wanted: quantity,
+                            index,
+                        });
                     }
                 }
-                _ => return Err(unknown(*product_id, *index)),
+                _ => return Ok(Err(ReserveRefused::Unknown { product_id, index })),
             }
         }
-        if !errors.is_empty() {
-            return Err(short(errors));
+        if !short.is_empty() {
+            return Ok(Err(ReserveRefused::Short(short)));
         }
         let deltas: Vec<i32> = wanted.values().map(|(q, _)| -q).collect();
         let moved = move_stock(&txn, &ids, &deltas).await?;
@@ -360,7 +390,7 @@ pub async fn reserve(
     outbox.enqueue(&txn, &events).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(Reserved {
+    Ok(Ok(Reserved {
         reservation: Reservation {
             reservation_id: head.reservation_id,
             status: head.status,
@@ -369,21 +399,26 @@ pub async fn reserve(
         },
         created: true,
         moved,
-    })
+    }))
 }
 
-/// Marks a held reservation confirmed (the order exists). Confirming twice is fine;
-/// confirming a released one is a 409: its stock is gone back.
+/// Marks a held reservation confirmed (the order exists). Confirming twice is
+/// fine; a released one is refused: its stock is gone back.
 #[tracing::instrument(skip(db))]
-pub async fn confirm(db: &DatabaseConnection, id: Uuid) -> Result<(), ApiError> {
+pub async fn confirm(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Result<(), ConfirmRefused>, DbErr> {
     let txn = db.begin().await?;
-    let head = reservation::Entity::find_by_id(id)
+    let Some(head) = reservation::Entity::find_by_id(id)
         .lock_exclusive()
         .one(&txn)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no reservation {id}")))?;
+    else {
+        return Ok(Err(ConfirmRefused::NotFound));
+    };
     match head.status.as_str() {
-        "confirmed" => Ok(()),
+        "confirmed" => Ok(Ok(())),
         "held" => {
             reservation::Entity::update_many()
                 .col_expr(reservation::Column::Status, "confirmed".into())
@@ -392,20 +427,16 @@ pub async fn confirm(db: &DatabaseConnection, id: Uuid) -> Result<(), ApiError> 
                 .exec(&txn)
                 .await?;
             txn.commit().await?;
-            Ok(())
+            Ok(Ok(()))
         }
-        _ => Err(ApiError::Conflict {
-            detail: "the reservation was released (it expired or was cancelled)".into(),
-            errors: Vec::new(),
-            allowed: None,
-        }),
+        _ => Ok(Err(ConfirmRefused::Released)),
     }
 }
 
 /// Confirms many held reservations at once; returns those that could not be
 /// confirmed because they were released meanwhile (lapsed or cancelled).
 #[tracing::instrument(skip_all, fields(count = ids.len()))]
-pub async fn confirm_many(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<Uuid>, ApiError> {
+pub async fn confirm_many(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<Uuid>, DbErr> {
     let txn = db.begin().await?;
     // The partial index of held reservations keeps the entries of confirmed
     // ones until vacuum; a bitmap scan of it (which the planner likes for
@@ -442,25 +473,28 @@ pub async fn confirm_many(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<U
 }
 
 /// Gives a reservation's units back to stock; releasing twice is fine.
+/// `None` when there is no such reservation.
 #[tracing::instrument(skip(db, outbox))]
 pub async fn release(
     db: &DatabaseConnection,
     outbox: &Outbox,
     id: Uuid,
-) -> Result<Moved, ApiError> {
+) -> Result<Option<Moved>, DbErr> {
     let txn = db.begin().await?;
-    let head = reservation::Entity::find_by_id(id)
+    let Some(head) = reservation::Entity::find_by_id(id)
         .lock_exclusive()
         .one(&txn)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no reservation {id}")))?;
+    else {
+        return Ok(None);
+    };
     if head.status == "released" {
-        return Ok(Moved::default());
+        return Ok(Some(Moved::default()));
     }
     let moved = release_locked(&txn, outbox, id).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(moved)
+    Ok(Some(moved))
 }
 
 /// Gives part of a reservation back (one order of a bulk order cancelled),
@@ -472,15 +506,17 @@ pub async fn release_part(
     id: Uuid,
     release_id: Uuid,
     lines: &[Line],
-) -> Result<Moved, ApiError> {
+) -> Result<Result<Moved, ReleaseRefused>, DbErr> {
     let txn = db.begin().await?;
-    let head = reservation::Entity::find_by_id(id)
+    let Some(head) = reservation::Entity::find_by_id(id)
         .lock_exclusive()
         .one(&txn)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no reservation {id}")))?;
+    else {
+        return Ok(Err(ReleaseRefused::NotFound));
+    };
     if head.status == "released" {
-        return Ok(Moved::default());
+        return Ok(Ok(Moved::default()));
     }
     let first_time = txn
         .execute(Statement::from_sql_and_values(
@@ -493,11 +529,11 @@ pub async fn release_part(
         .rows_affected()
         == 1;
     if !first_time {
-        return Ok(Moved::default());
+        return Ok(Ok(Moved::default()));
     }
     let mut wanted: BTreeMap<Uuid, i32> = BTreeMap::new();
     for line in lines {
-        *wanted.entry(line.product_id).or_insert(0) += line.quantity;
+        *wanted.entry(line.product_id).or_insert(0) += line.quantity.get();
     }
     let held = reservation_item::Entity::find()
         .filter(reservation_item::Column::ReservationId.eq(id))
@@ -509,13 +545,11 @@ pub async fn release_part(
             .find(|item| item.product_id == *product_id)
             .map_or(0, |item| item.quantity);
         if holds < *quantity {
-            return Err(ApiError::Conflict {
-                detail: format!(
-                    "reservation {id} holds {holds} of product {product_id}, not {quantity}"
-                ),
-                errors: Vec::new(),
-                allowed: None,
-            });
+            return Ok(Err(ReleaseRefused::MoreThanHeld {
+                product_id: *product_id,
+                holds,
+                wanted: *quantity,
+            }));
         }
     }
     txn.execute(Statement::from_sql_and_values(
@@ -542,7 +576,7 @@ pub async fn release_part(
     outbox.enqueue(&txn, &events).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(moved)
+    Ok(Ok(moved))
 }
 
 async fn release_locked(

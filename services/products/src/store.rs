@@ -120,7 +120,6 @@ impl Matching {
 /// A product with its search rank.
 #[derive(Debug, Clone)]
 pub struct Ranked {
-    /// The product.
     pub product: Model,
     /// Its rank for `q` (0 without `q`).
     pub rank: f64,
@@ -379,15 +378,15 @@ pub async fn create(
         .into_iter()
         .map(|p| Model {
             product_id: Uuid::now_v7(),
-            sku: p.sku.into_string(),
-            name: p.name,
-            description: p.description,
-            price_cents: p.price_cents,
-            currency: p.currency,
-            stock: p.stock,
-            category: p.category,
-            tags: p.tags,
-            attributes: p.attributes,
+            sku: p.sku().as_str().to_owned(),
+            name: p.name().to_owned(),
+            description: p.description().to_owned(),
+            price_cents: p.price().cents(),
+            currency: p.price().currency().to_string(),
+            stock: p.stock(),
+            category: p.category().to_owned(),
+            tags: p.tags().to_vec(),
+            attributes: p.attributes().clone(),
             version: 1,
             rating_count: 0,
             rating_sum: 0,
@@ -479,7 +478,7 @@ pub async fn update(
         row.price_cents = Set(price);
     }
     if let Some(currency) = changes.currency {
-        row.currency = Set(currency);
+        row.currency = Set(currency.to_string());
     }
     if let Some(stock) = changes.stock {
         row.stock = Set(stock);

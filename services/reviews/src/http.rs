@@ -127,7 +127,8 @@ pub struct UserReviewsQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReviewIdsQuery {
-    /// Comma-separated review ids, 1 to 100.
+    /// Review ids, comma-separated (1 to 100).
+    #[param(value_type = Vec<Uuid>, style = Form, explode = false, min_items = 1, max_items = 100)]
     pub ids: String,
 }
 

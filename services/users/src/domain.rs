@@ -17,9 +17,7 @@ pub struct NewProfile {
     pub email: Email,
     /// Phone number.
     pub phone: Option<String>,
-    /// Address.
     pub address: Option<Address>,
-    /// Role.
     pub role: Role,
 }
 
@@ -90,7 +88,6 @@ fn parse_address(raw: &Address, errors: &mut Errors) -> Option<Address> {
 /// The fields of a profile as a client sends them.
 #[derive(Debug, Clone)]
 pub struct RawProfile<'a> {
-    /// Name.
     pub name: &'a str,
     /// E-mail.
     pub email: &'a str,

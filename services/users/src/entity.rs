@@ -19,9 +19,7 @@ pub struct Model {
     pub address_line1: Option<String>,
     /// Address, second line.
     pub address_line2: Option<String>,
-    /// City.
     pub address_city: Option<String>,
-    /// Postal code.
     pub address_postal_code: Option<String>,
     /// ISO 3166-1 alpha-2 country code.
     pub address_country: Option<String>,

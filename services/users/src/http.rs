@@ -33,7 +33,7 @@ pub struct User {
     pub phone: Option<String>,
     /// Postal address.
     pub address: Option<Address>,
-    /// Role.
+    /// What the user may do: `customer`, `support` or `admin`.
     pub role: Role,
     /// When the profile was created.
     pub created_at: DateTime<Utc>,
@@ -109,7 +109,8 @@ pub struct UserPatch {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
-    /// Comma-separated ids for a bulk read (up to 100); not combinable with filters.
+    /// Ids for a bulk read, comma-separated (1 to 100); not combinable with filters.
+    #[param(value_type = Option<Vec<Uuid>>, style = Form, explode = false, min_items = 1, max_items = 100)]
     pub ids: Option<String>,
     /// Case-insensitive substring of the name.
     pub name: Option<String>,
@@ -356,7 +357,7 @@ pub async fn delete_user(
 /// Delete several users by `ids`, all or nothing.
 #[utoipa::path(
     delete, path = "/users", tag = "users",
-    params(("ids" = String, Query, description = "Comma-separated user ids (up to 100)")),
+    params(("ids" = Vec<Uuid>, Query, style = Form, explode = false, min_items = 1, max_items = 100, description = "The users' ids, comma-separated (1 to 100)")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "All deleted"),

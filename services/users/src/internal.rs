@@ -29,7 +29,6 @@ pub struct Registration {
     pub email: String,
     /// Phone number.
     pub phone: Option<String>,
-    /// Address.
     pub address: Option<Address>,
 }
 

@@ -77,13 +77,11 @@ pub struct UserFilter {
     pub name: Option<String>,
     /// Exact (lower-cased) e-mail.
     pub email: Option<crate::domain::Email>,
-    /// Role.
     pub role: Option<Role>,
     /// Country code of the address.
     pub country: Option<String>,
     /// Created at or after.
     pub created_after: Option<DateTime<Utc>>,
-    /// Created before.
     pub created_before: Option<DateTime<Utc>>,
 }
 

@@ -156,3 +156,21 @@ async fn a_thousand_orders_in_one_request() {
     assert_eq!(shop.orders_db.count("orders").await, 1000);
     assert_eq!(shop.orders_db.count("order_items").await, 2000);
 }
+
+#[tokio::test]
+async fn a_quantity_out_of_range_is_422_at_its_order_and_line() {
+    let shop = TestShop::spawn().await;
+    let (_, token) = shop.customer().await;
+    let products = shop.products(&[10]).await;
+    let body = json!([
+        { "items": items(&[(&products[0], 1)]) },
+        { "items": items(&[(&products[0], 1), (&products[0], 10_001)]) },
+    ]);
+    let problem = assert_problem(shop.post("/orders", &token, &body).await, 422).await;
+    assert_eq!(
+        problem["errors"],
+        json!([{"index": 1, "field": "items[1].quantity", "message": "must be 1 to 10000"}])
+    );
+    assert_eq!(problem["detail"], "items[1].quantity must be 1 to 10000");
+    assert_eq!(shop.stock(&products[0]).await, 10);
+}
