@@ -13,8 +13,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::domain;
 use crate::entity::product::Model;
-use crate::http::{Product, cache_record};
+use crate::http::{Product, ProductQuery, cache_record};
 use crate::search::{self, Matches};
 use crate::store::{self, Matching, ProductFilter, ProductSort};
 
@@ -198,4 +199,77 @@ pub async fn read_many(state: &AppState, ids: &[Uuid]) -> ApiResult<Batch<Value>
             .and_then(|id| id.parse().ok())
             .unwrap_or_default()
     }))
+}
+
+impl ProductQuery {
+    /// True when the query asks for a list (a filter, a sort or paging).
+    pub(crate) fn has_list_parameters(&self) -> bool {
+        self.q.is_some()
+            || self.category.is_some()
+            || self.tags.is_some()
+            || self.min_price.is_some()
+            || self.max_price.is_some()
+            || self.in_stock.is_some()
+            || self.min_rating.is_some()
+            || self.sort.is_some()
+            || self.limit.is_some()
+            || self.cursor.is_some()
+    }
+
+    /// The filter the query asks for, every value checked.
+    pub(crate) fn filter(&self) -> ApiResult<ProductFilter> {
+        let q = self
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned);
+        if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+            return Err(ApiError::BadRequest(
+                "`q` must be at most 200 characters".into(),
+            ));
+        }
+        let tags = match self.tags.as_deref() {
+            None => Vec::new(),
+            Some(raw) => {
+                let raw: Vec<String> = raw
+                    .split(',')
+                    .map(str::to_owned)
+                    .filter(|t| !t.trim().is_empty())
+                    .collect();
+                domain::parse_tags(&raw)
+                    .map_err(|m| ApiError::BadRequest(format!("`tags`: {m}")))?
+            }
+        };
+        for (name, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(ApiError::BadRequest(format!(
+                    "`{name}` must not be negative"
+                )));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price)
+            && min > max
+        {
+            return Err(ApiError::BadRequest(
+                "`min_price` is above `max_price`".into(),
+            ));
+        }
+        if let Some(min) = self.min_rating
+            && !(0.0..=5.0).contains(&min)
+        {
+            return Err(ApiError::BadRequest(
+                "`min_rating` must be between 0 and 5".into(),
+            ));
+        }
+        Ok(ProductFilter {
+            min_rating: self.min_rating,
+            q,
+            category: self.category.as_deref().map(|c| c.trim().to_lowercase()),
+            tags,
+            min_price: self.min_price,
+            max_price: self.max_price,
+            in_stock: self.in_stock,
+        })
+    }
 }

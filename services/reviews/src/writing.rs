@@ -4,7 +4,7 @@
 use chrono::{SubsecRound, Utc};
 use events::{Envelope, Event, ReviewChanged};
 use platform::auth::{AuthUser, Role};
-use platform::error::OnConstraint;
+use platform::error::{InStep, OnConstraint};
 use platform::{ApiError, ApiResult};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::Value;
@@ -99,11 +99,17 @@ pub async fn write(
     product_id: Uuid,
     review: NewReview,
 ) -> ApiResult<Model> {
-    ensure_reviewable(state, product_id).await?;
+    ensure_reviewable(state, product_id)
+        .await
+        .in_step("ask the catalogue")?;
     let txn = state.db.begin().await?;
     store::lock_user(&txn, caller.user_id).await?;
-    let author_name = author_name(state, &txn, caller.user_id).await?;
-    let verified_purchase = store::has_bought(&txn, caller.user_id, product_id).await?;
+    let author_name = author_name(state, &txn, caller.user_id)
+        .await
+        .in_step("name the author")?;
+    let verified_purchase = store::has_bought(&txn, caller.user_id, product_id)
+        .await
+        .in_step("look the purchase up")?;
     // Postgres keeps microseconds: answer with what a read will show.
     let now = Utc::now().trunc_subsecs(6);
     let written = store::insert(
@@ -125,7 +131,8 @@ pub async fn write(
     .await
     .on_constraint(&[store::ONE_PER_USER_AND_PRODUCT], || {
         ApiError::conflict("you have already reviewed this product; edit that review instead")
-    })?;
+    })
+    .in_step("write the review")?;
     let event = Event::ReviewCreated(changed(&written, 1));
     commit_with(state, txn, product_id, event).await?;
     Ok(written)
