@@ -333,24 +333,27 @@ mod tests {
 /// as a whole when the data behind them changes: every key carries a
 /// generation number, and a change bumps it. A computation that began before
 /// a change stores its answer under the old generation, where nobody looks.
+/// Cloned with every request's state, so a clone is one reference count.
 #[derive(Clone)]
-pub struct GenerationalCache {
+pub struct GenerationalCache(Arc<Generations>);
+
+struct Generations {
     redis: ConnectionManager,
-    prefix: Arc<str>,
+    prefix: Box<str>,
     ttl_secs: u64,
-    skip_until_ms: Arc<AtomicI64>,
-    get: Arc<Script>,
+    skip_until_ms: AtomicI64,
+    get: Script,
     /// A change whose generation bump Redis has not taken yet (being retried).
-    bump_unsent: Arc<AtomicBool>,
+    bump_unsent: AtomicBool,
     /// Changes counted while a bump is retried: one that comes while a retry
     /// is on the wire needs another bump after it.
-    changes: Arc<std::sync::atomic::AtomicU64>,
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for GenerationalCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GenerationalCache")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.0.prefix)
             .finish()
     }
 }
@@ -386,24 +389,24 @@ impl GenerationalCache {
     /// The prefix must name the data's owner (its database, say): answers of two
     /// deployments sharing one Redis must not mix.
     pub fn new(redis: ConnectionManager, prefix: &str, ttl_secs: u64) -> Self {
-        Self {
+        Self(Arc::new(Generations {
             redis,
             prefix: prefix.into(),
             ttl_secs,
-            skip_until_ms: Arc::default(),
-            get: Arc::new(Script::new(GET_CURRENT)),
-            bump_unsent: Arc::default(),
-            changes: Arc::default(),
-        }
+            skip_until_ms: AtomicI64::default(),
+            get: Script::new(GET_CURRENT),
+            bump_unsent: AtomicBool::default(),
+            changes: std::sync::atomic::AtomicU64::default(),
+        }))
     }
 
     /// Where `scope`'s answers live: the whole cache's for `""`, else one
     /// scope's (see [`Self::get_in`]).
     fn scoped(&self, scope: &str) -> String {
         if scope.is_empty() {
-            format!("{{shop}}:{}", self.prefix)
+            format!("{{shop}}:{}", self.0.prefix)
         } else {
-            format!("{{shop}}:{}:{scope}", self.prefix)
+            format!("{{shop}}:{}:{scope}", self.0.prefix)
         }
     }
 
@@ -416,19 +419,19 @@ impl GenerationalCache {
     }
 
     fn available(&self) -> bool {
-        self.ttl_secs > 0
+        self.0.ttl_secs > 0
             // Until a change's bump lands, the current generation holds
             // answers from before it.
-            && !self.bump_unsent.load(Ordering::Acquire)
-            && chrono::Utc::now().timestamp_millis() >= self.skip_until_ms.load(Ordering::Relaxed)
+            && !self.0.bump_unsent.load(Ordering::Acquire)
+            && chrono::Utc::now().timestamp_millis() >= self.0.skip_until_ms.load(Ordering::Relaxed)
     }
 
     fn failed(&self, err: &dyn std::fmt::Display) {
         let until = chrono::Utc::now().timestamp_millis() + BACKOFF_MS;
         // Never shortens a longer pause a failed scope invalidation asked for.
-        let before = self.skip_until_ms.fetch_max(until, Ordering::Relaxed);
+        let before = self.0.skip_until_ms.fetch_max(until, Ordering::Relaxed);
         if before < chrono::Utc::now().timestamp_millis() {
-            tracing::warn!(cache = %self.prefix, %err, "cache unavailable; computing answers afresh");
+            tracing::warn!(cache = %self.0.prefix, %err, "cache unavailable; computing answers afresh");
         }
         metrics::counter!("cache_failures_total", "cache" => "lists").increment(1);
     }
@@ -450,8 +453,8 @@ impl GenerationalCache {
         if !self.available() {
             return miss;
         }
-        let mut conn = self.redis.clone();
-        let mut invocation = self.get.key(self.generation_key(scope));
+        let mut conn = self.0.redis.clone();
+        let mut invocation = self.0.get.key(self.generation_key(scope));
         invocation
             .arg(format!("{}:", self.scoped(scope)))
             .arg(format!(":{key}"));
@@ -489,12 +492,12 @@ impl GenerationalCache {
         if !self.available() {
             return;
         }
-        let mut conn = self.redis.clone();
+        let mut conn = self.0.redis.clone();
         let mut set = redis::cmd("SET");
         set.arg(self.entry_key(&lookup.scope, generation, key))
             .arg(value)
             .arg("EX")
-            .arg(self.ttl_secs);
+            .arg(self.0.ttl_secs);
         match tokio::time::timeout(CALL_TIMEOUT, set.query_async::<()>(&mut conn)).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => self.failed(&err),
@@ -505,17 +508,17 @@ impl GenerationalCache {
     /// Drops every cached answer (by moving to the next generation); retried
     /// in the background until Redis takes it.
     pub async fn invalidate(&self) {
-        if self.ttl_secs == 0 {
+        if self.0.ttl_secs == 0 {
             return;
         }
-        self.changes.fetch_add(1, Ordering::AcqRel);
-        if self.bump_unsent.load(Ordering::Acquire) {
+        self.0.changes.fetch_add(1, Ordering::AcqRel);
+        if self.0.bump_unsent.load(Ordering::Acquire) {
             // The retry under way bumps after this change too.
             return;
         }
         if let Err(err) = self.bump(CALL_TIMEOUT).await {
             self.failed(&err);
-            if !self.bump_unsent.swap(true, Ordering::AcqRel) {
+            if !self.0.bump_unsent.swap(true, Ordering::AcqRel) {
                 let cache = self.clone();
                 tokio::spawn(async move { cache.retry_bump().await });
             }
@@ -527,10 +530,10 @@ impl GenerationalCache {
     /// which time every answer from before the change has expired; other
     /// processes may serve such an answer until then.
     pub async fn invalidate_in(&self, scope: &str) {
-        if self.ttl_secs == 0 {
+        if self.0.ttl_secs == 0 {
             return;
         }
-        let mut conn = self.redis.clone();
+        let mut conn = self.0.redis.clone();
         let key = self.generation_key(scope);
         let mut bump = redis::pipe();
         // A scope's counter outlives its answers by far, so that a counter
@@ -541,19 +544,19 @@ impl GenerationalCache {
             .ignore()
             .cmd("EXPIRE")
             .arg(&key)
-            .arg(SCOPE_GENERATION_SECS.max(self.ttl_secs * 100))
+            .arg(SCOPE_GENERATION_SECS.max(self.0.ttl_secs * 100))
             .ignore();
         let sent = tokio::time::timeout(CALL_TIMEOUT, bump.query_async::<()>(&mut conn)).await;
         if !matches!(sent, Ok(Ok(()))) {
-            let until = chrono::Utc::now().timestamp_millis() + self.ttl_secs as i64 * 1000;
-            self.skip_until_ms.fetch_max(until, Ordering::Relaxed);
+            let until = chrono::Utc::now().timestamp_millis() + self.0.ttl_secs as i64 * 1000;
+            self.0.skip_until_ms.fetch_max(until, Ordering::Relaxed);
             metrics::counter!("cache_failures_total", "cache" => "lists").increment(1);
-            tracing::warn!(cache = %self.prefix, scope, "could not drop a scope's cached answers; not reading the cache until they expire");
+            tracing::warn!(cache = %self.0.prefix, scope, "could not drop a scope's cached answers; not reading the cache until they expire");
         }
     }
 
     async fn bump(&self, timeout: Duration) -> Result<(), String> {
-        let mut conn = self.redis.clone();
+        let mut conn = self.0.redis.clone();
         let mut incr = redis::cmd("INCR");
         incr.arg(self.generation_key(""));
         match tokio::time::timeout(timeout, incr.query_async::<i64>(&mut conn)).await {
@@ -567,22 +570,22 @@ impl GenerationalCache {
         let mut pause = Duration::from_millis(100);
         loop {
             tokio::time::sleep(pause).await;
-            let seen = self.changes.load(Ordering::Acquire);
+            let seen = self.0.changes.load(Ordering::Acquire);
             match self.bump(RETRY_TIMEOUT).await {
                 Ok(()) => {
-                    self.bump_unsent.store(false, Ordering::Release);
-                    if self.changes.load(Ordering::Acquire) == seen {
+                    self.0.bump_unsent.store(false, Ordering::Release);
+                    if self.0.changes.load(Ordering::Acquire) == seen {
                         return;
                     }
                     // A change came meanwhile and may have left its bump to
                     // this task; go on, unless a new task took over.
-                    if self.bump_unsent.swap(true, Ordering::AcqRel) {
+                    if self.0.bump_unsent.swap(true, Ordering::AcqRel) {
                         return;
                     }
                     pause = Duration::from_millis(1);
                 }
                 Err(err) => {
-                    tracing::debug!(cache = %self.prefix, %err, "a list cache bump is still waiting for Redis");
+                    tracing::debug!(cache = %self.0.prefix, %err, "a list cache bump is still waiting for Redis");
                     pause = (pause * 2).min(MAX_RETRY_PAUSE);
                 }
             }

@@ -16,13 +16,16 @@ use crate::error::{ApiError, FieldError};
 use crate::in_process;
 use crate::internal::HEADER;
 
-/// Another service, as seen by its callers.
+/// Another service, as seen by its callers. Cloned with every request's
+/// state, so a clone is one reference count.
 #[derive(Clone)]
-pub struct Peer {
+pub struct Peer(Arc<Shared>);
+
+struct Shared {
     name: &'static str,
     http: reqwest::Client,
-    bases: Arc<Vec<String>>,
-    next: Arc<AtomicUsize>,
+    bases: Vec<String>,
+    next: AtomicUsize,
     token: SecretString,
     timeout: Duration,
 }
@@ -30,8 +33,8 @@ pub struct Peer {
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Peer")
-            .field("name", &self.name)
-            .field("bases", &self.bases)
+            .field("name", &self.0.name)
+            .field("bases", &self.0.bases)
             .finish()
     }
 }
@@ -67,27 +70,29 @@ impl Peer {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_default();
-        Self {
+        Self(Arc::new(Shared {
             name,
             http,
-            bases: Arc::new(bases),
-            next: Arc::default(),
+            bases,
+            next: AtomicUsize::new(0),
             token,
             timeout,
-        }
+        }))
     }
 
     /// A request to `path` on the next replica, carrying the internal token.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let turn = self.0.next.fetch_add(1, Ordering::Relaxed);
         let base = self
+            .0
             .bases
-            .get(turn % self.bases.len().max(1))
+            .get(turn % self.0.bases.len().max(1))
             .map(String::as_str)
             .unwrap_or("http://127.0.0.1:1");
-        self.http
+        self.0
+            .http
             .request(method, format!("{base}{path}"))
-            .header(HEADER, self.token.expose_secret())
+            .header(HEADER, self.0.token.expose_secret())
     }
 
     /// Sends `request`; a peer that cannot be reached (or does not answer in time) is a 503.
@@ -95,14 +100,14 @@ impl Peer {
         let unavailable = || {
             ApiError::ServiceUnavailable(format!(
                 "the {} service is unavailable; try again shortly",
-                self.name
+                self.0.name
             ))
         };
         let (client, request) = request.build_split();
         let request = request.map_err(|err| {
             ApiError::Internal(anyhow::anyhow!(
                 "a call to {} is malformed: {err}",
-                self.name
+                self.0.name
             ))
         })?;
         if let Some(app) = in_process::lookup(&request.url().as_str().parse().unwrap_or_default()) {
@@ -112,7 +117,7 @@ impl Peer {
                 .ok_or_else(unavailable);
         }
         client.execute(request).await.map_err(|err| {
-            tracing::warn!(peer = self.name, %err, "call to another service failed");
+            tracing::warn!(peer = self.0.name, %err, "call to another service failed");
             unavailable()
         })
     }
@@ -132,9 +137,9 @@ impl Peer {
                 .unwrap_or_default(),
         );
         let response =
-            in_process::call(app, http::Request::from_parts(parts, body), self.timeout).await;
+            in_process::call(app, http::Request::from_parts(parts, body), self.0.timeout).await;
         let Some(response) = response else {
-            tracing::warn!(peer = self.name, "call to another service timed out");
+            tracing::warn!(peer = self.0.name, "call to another service timed out");
             return None;
         };
         let (parts, body) = response.into_parts();
@@ -155,7 +160,7 @@ impl Peer {
         response.json().await.map_err(|err| {
             ApiError::BadGateway(format!(
                 "the {} service answered nonsense: {err}",
-                self.name
+                self.0.name
             ))
         })
     }
@@ -178,7 +183,7 @@ impl Peer {
                 p.allowed,
             ),
             None => (
-                format!("the {} service answered {status}", self.name),
+                format!("the {} service answered {status}", self.0.name),
                 Vec::new(),
                 None,
             ),
@@ -197,7 +202,7 @@ impl Peer {
             }
             _ => ApiError::BadGateway(format!(
                 "the {} service answered {status}: {detail}",
-                self.name
+                self.0.name
             )),
         }
     }

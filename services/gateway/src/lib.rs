@@ -8,6 +8,7 @@ pub mod routes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -116,9 +117,13 @@ pub fn router(settings: &Settings, limiter: limits::Limiter) -> Router {
         .route("/readyz", get(platform::service::readyz_alone))
         .route("/docs/openapi/{document}", get(service_document))
         .fallback(any(proxy::public_api))
-        .with_state(upstreams)
+        // Shared, not copied, into every request.
+        .with_state(Arc::new(upstreams))
         .merge(swagger)
-        .layer(axum::middleware::from_fn_with_state(limiter, limits::limit));
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(limiter),
+            limits::limit,
+        ));
     stack(
         app,
         &StackOptions {
@@ -132,7 +137,7 @@ pub fn router(settings: &Settings, limiter: limits::Limiter) -> Router {
 
 /// `/docs/openapi/<service>.json`: the service's own `/openapi.json`.
 async fn service_document(
-    State(upstreams): State<Upstreams>,
+    State(upstreams): State<Arc<Upstreams>>,
     axum::extract::Path(document): axum::extract::Path<String>,
     req: Request,
 ) -> Response {

@@ -135,7 +135,7 @@ const SUBJECTS_KEPT: u64 = 10_000;
 
 /// Resolves the client, counts the request against its budgets, and answers
 /// 429 once one is spent; every answer carries the budget's `RateLimit-*`.
-pub async fn limit(State(limiter): State<Limiter>, mut req: Request, next: Next) -> Response {
+pub async fn limit(State(limiter): State<Arc<Limiter>>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

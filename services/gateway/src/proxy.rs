@@ -213,7 +213,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The catch-all handler: forward public paths, 404 everything else.
-pub async fn public_api(State(upstreams): State<Upstreams>, req: Request) -> Response {
+pub async fn public_api(State(upstreams): State<Arc<Upstreams>>, req: Request) -> Response {
     let client_addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
