@@ -3,6 +3,7 @@
 //! requests/s, latency percentiles, errors and the server's peak memory.
 
 mod auth_figures;
+mod ceilings;
 mod cluster;
 mod event_figures;
 mod load;
@@ -114,6 +115,20 @@ async fn main() -> anyhow::Result<()> {
         .to_owned();
 
     let duration = Duration::from_secs(args.duration);
+    // The database's own ceilings, beside which reads and writes are shown.
+    let ceilings = if args.runs("users") || args.runs("orders") {
+        let mut clients = vec![ORDER_CLIENTS, args.connections];
+        clients.dedup();
+        ceilings::Ceilings::measure(&clients, args.duration.min(10)).await
+    } else {
+        None
+    };
+    let share = |of: fn(&ceilings::Ceilings, f64, usize) -> String, rate: f64, clients: usize| {
+        ceilings
+            .as_ref()
+            .map(|c| of(c, rate, clients))
+            .unwrap_or_default()
+    };
     if args.runs("users") {
         // POST /users with 1000 users, several times: latency of one whole batch.
         let mut batch_ms = Vec::new();
@@ -182,9 +197,16 @@ async fn main() -> anyhow::Result<()> {
             "scenario", "req/s", "p50 ms", "p99 ms", "errors"
         );
         for (name, target) in scenarios {
+            let direct = name.ends_with("direct");
             let report = run_load(target, args.connections, duration).await?;
+            // Only the direct read is one row from the database per request.
+            let ratio = if direct {
+                share(ceilings::Ceilings::of_reads, report.rate, args.connections)
+            } else {
+                String::new()
+            };
             println!(
-                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}  {ratio}",
                 name, report.rate, report.p50_ms, report.p99_ms, report.errors
             );
         }
@@ -353,8 +375,9 @@ async fn main() -> anyhow::Result<()> {
                 orders_figures::single_item_orders(&gateway, &buyer, products, clients, duration)
                     .await?;
             let name = format!("POST /orders, {what}, via gateway, {clients} clients");
+            let ratio = share(ceilings::Ceilings::of_writes, report.rate, clients);
             println!(
-                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}  {ratio}",
                 name, report.rate, report.p50_ms, report.p99_ms, report.errors
             );
         }

@@ -200,7 +200,7 @@ pub async fn analyze() -> anyhow::Result<()> {
     psql("shop_bench_users", "ANALYZE").await
 }
 
-async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
+pub async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
     let status = Command::new("psql")
         .args([
             "-h",
