@@ -30,11 +30,6 @@ impl Target {
         }
     }
 
-    /// POSTs of `body` to `path` at `base`, with `token` if any.
-    pub fn post(base: &str, path: &str, body: &serde_json::Value, token: Option<&str>) -> Self {
-        Self::posts(base, path, std::slice::from_ref(body), token)
-    }
-
     /// POSTs to `path`, cycling through `bodies`.
     pub fn posts(
         base: &str,
