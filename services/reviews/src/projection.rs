@@ -51,6 +51,24 @@ struct Applied {
 impl Handler for Projector {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
+            // Every placed order and stock move brings these: the cheap ones
+            // are settled here, without a transaction of their own.
+            match &envelope.event {
+                // Only a deletion changes what reviews knows of a product,
+                // and recording one twice changes nothing.
+                Event::ProductUpdated(product) => {
+                    store::record_product(
+                        &self.db,
+                        product.product_id,
+                        product.version,
+                        product.deleted,
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                Event::OrderStatusChanged(change) if change.to != "delivered" => return Ok(()),
+                _ => {}
+            }
             let (outbox, event) = (self.outbox.clone(), envelope.clone());
             let applied =
                 platform::inbox::process(&self.db, SUBSCRIPTION.name, envelope.id, move |txn| {
@@ -132,11 +150,6 @@ async fn apply(
                 announced: false,
                 products,
             })
-        }
-        Event::ProductUpdated(product) => {
-            store::record_product(txn, product.product_id, product.version, product.deleted)
-                .await?;
-            Ok(Applied::default())
         }
         _ => Ok(Applied::default()),
     }
