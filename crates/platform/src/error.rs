@@ -37,6 +37,20 @@ impl FieldError {
     }
 }
 
+/// The failing fields of one body, collected while it is parsed so that
+/// one 422 names them all.
+#[derive(Debug, Default)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl FieldErrors {
+    /// The value of `result`, or `None` with its error recorded under `field`.
+    pub fn check<T, E: ToString>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+        result
+            .map_err(|message| self.0.push(FieldError::new(field, message.to_string())))
+            .ok()
+    }
+}
+
 /// An RFC 9457 problem document, as every error response carries it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {

@@ -37,6 +37,16 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A 200 answer of JSON already serialised (a cached page, say).
+pub fn json_text(json: String) -> Response {
+    let mut response = (axum::http::StatusCode::OK, json).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(

@@ -8,10 +8,11 @@ use platform::{ApiError, ApiResult, FieldError};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::{self, Errors, NewProduct, ProductChanges, RawProduct, Sku};
+use crate::domain::{self, NewProduct, ProductChanges, RawProduct, Sku};
 use crate::entity::product::Model;
 use crate::http::{NewProductBody, ProductPatch, cache_record, not_found};
 use crate::store::{self, UpdateRefused};
+use platform::error::FieldErrors;
 
 /// Creates every item or none; 422 names each invalid item, 409 each repeated SKU.
 pub async fn create(state: &AppState, items: &[NewProductBody]) -> ApiResult<Vec<Model>> {
@@ -90,7 +91,7 @@ pub async fn update(
     expected: i32,
     patch: &ProductPatch,
 ) -> ApiResult<Model> {
-    let mut e = Errors::default();
+    let mut e = FieldErrors::default();
     let changes = ProductChanges {
         sku: patch
             .sku

@@ -1,6 +1,7 @@
 //! Products as the rules see them: parsed, valid values and the version precondition.
 
 use platform::FieldError;
+use platform::error::FieldErrors;
 use platform::money::{Currency, Money};
 use serde_json::Value;
 
@@ -39,7 +40,7 @@ impl NewProduct {
     /// Checks every field, reporting all failures at once (each named as
     /// the client named it).
     pub fn parse(raw: RawProduct<'_>) -> Result<Self, Vec<FieldError>> {
-        let mut e = Errors::default();
+        let mut e = FieldErrors::default();
         let no_attributes = Value::Object(Default::default());
         let sku = e.check("sku", Sku::parse(raw.sku));
         let name = e.check("name", parse_name(raw.name));
@@ -262,19 +263,6 @@ pub fn parse_attributes(raw: &Value) -> Result<Value, String> {
         Value::Object(map) if map.len() <= 50 => Ok(raw.clone()),
         Value::Object(_) => Err("at most 50 attributes".into()),
         _ => Err("must be a JSON object".into()),
-    }
-}
-
-/// Collects field errors while parsing one item.
-#[derive(Default)]
-pub struct Errors(pub Vec<FieldError>);
-
-impl Errors {
-    /// Records the error of `result` under `field`.
-    pub fn check<T, E: ToString>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
-        result
-            .map_err(|message| self.0.push(FieldError::new(field, message.to_string())))
-            .ok()
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use platform::auth::Admin;
 use platform::bulk::parse_ids;
 use platform::cache::Cached;
-use platform::extract::{BulkJson, Json, Path, Query};
+use platform::extract::{BulkJson, Json, Path, Query, json_text};
 use platform::pagination::Page;
 use platform::versioning;
 use platform::{ApiError, ApiResult};
@@ -248,16 +248,7 @@ pub async fn list_products(
         query.sort.as_deref(),
     )
     .await?;
-    Ok(json_response(json))
-}
-
-fn json_response(json: String) -> Response {
-    let mut response = (StatusCode::OK, json).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    Ok(json_text(json))
 }
 
 /// Read one product; `If-None-Match` with its ETag answers 304.

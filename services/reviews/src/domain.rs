@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use platform::error::FieldErrors;
 use platform::{ApiError, FieldError};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -96,13 +97,6 @@ pub struct TextEdit {
     pub version: Option<i64>,
 }
 
-/// Collects every failing field of one body.
-fn check<T>(errors: &mut Vec<FieldError>, field: &str, result: Result<T, String>) -> Option<T> {
-    result
-        .map_err(|message| errors.push(FieldError::new(field, message)))
-        .ok()
-}
-
 fn text_of<'a>(body: &'a Map<String, Value>, field: &str) -> Option<Result<&'a str, String>> {
     body.get(field)
         .map(|value| value.as_str().ok_or_else(|| "must be a string".to_owned()))
@@ -113,10 +107,12 @@ pub fn parse_new_review(body: &Value) -> Result<NewReview, ApiError> {
     let Value::Object(body) = body else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     for field in body.keys() {
         if !matches!(field.as_str(), "rating" | "title" | "body") {
-            errors.push(FieldError::new(field, "is not a field of a review"));
+            errors
+                .0
+                .push(FieldError::new(field, "is not a field of a review"));
         }
     }
     let rating = match body.get("rating") {
@@ -126,22 +122,22 @@ pub fn parse_new_review(body: &Value) -> Result<NewReview, ApiError> {
             .ok_or_else(|| "must be a whole number from 1 to 5".to_owned())
             .and_then(Rating::parse),
     };
-    let rating = check(&mut errors, "rating", rating);
+    let rating = errors.check("rating", rating);
     let title = text_of(body, "title")
         .unwrap_or_else(|| Err("is required".into()))
         .and_then(Title::parse);
-    let title = check(&mut errors, "title", title);
+    let title = errors.check("title", title);
     let text = text_of(body, "body")
         .unwrap_or_else(|| Err("is required".into()))
         .and_then(Body::parse);
-    let text = check(&mut errors, "body", text);
+    let text = errors.check("body", text);
     match (rating, title, text) {
-        (Some(rating), Some(title), Some(body)) if errors.is_empty() => Ok(NewReview {
+        (Some(rating), Some(title), Some(body)) if errors.0.is_empty() => Ok(NewReview {
             rating,
             title,
             body,
         }),
-        _ => Err(ApiError::validation(errors)),
+        _ => Err(ApiError::validation(errors.0)),
     }
 }
 
@@ -151,43 +147,47 @@ pub fn parse_text_edit(body: &Value) -> Result<TextEdit, ApiError> {
     let Value::Object(body) = body else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     for field in body.keys() {
         match field.as_str() {
             "title" | "body" | "version" => {}
-            "rating" | "product_id" | "user_id" | "author_name" | "verified_purchase" => errors
-                .push(FieldError::new(
+            "rating" | "product_id" | "user_id" | "author_name" | "verified_purchase" => {
+                errors.0.push(FieldError::new(
                     field,
                     "cannot be changed; only `title` and `body` can",
-                )),
-            _ => errors.push(FieldError::new(field, "is not a field of a review")),
+                ))
+            }
+            _ => errors
+                .0
+                .push(FieldError::new(field, "is not a field of a review")),
         }
     }
     let title = text_of(body, "title").map(|text| text.and_then(Title::parse));
-    let title = title.and_then(|result| check(&mut errors, "title", result));
+    let title = title.and_then(|result| errors.check("title", result));
     let text = text_of(body, "body").map(|text| text.and_then(Body::parse));
-    let text = text.and_then(|result| check(&mut errors, "body", result));
+    let text = text.and_then(|result| errors.check("body", result));
     let version = match body.get("version") {
         None | Some(Value::Null) => None,
-        Some(value) => check(
-            &mut errors,
+        Some(value) => errors.check(
             "version",
             value
                 .as_i64()
                 .ok_or_else(|| "must be a whole number".to_owned()),
         ),
     };
-    if errors.is_empty() && !body.contains_key("title") && !body.contains_key("body") {
-        errors.push(FieldError::new("body", "give `title`, `body` or both"));
+    if errors.0.is_empty() && !body.contains_key("title") && !body.contains_key("body") {
+        errors
+            .0
+            .push(FieldError::new("body", "give `title`, `body` or both"));
     }
-    if errors.is_empty() {
+    if errors.0.is_empty() {
         Ok(TextEdit {
             title,
             body: text,
             version,
         })
     } else {
-        Err(ApiError::validation(errors))
+        Err(ApiError::validation(errors.0))
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use platform::auth::AuthUser;
 use platform::bulk::Batch;
 use platform::error::Problem;
-use platform::extract::{Json, Path, Query};
+use platform::extract::{Json, Path, Query, json_text};
 use platform::pagination::Page;
 use platform::{ApiResult, versioning};
 use serde::{Deserialize, Serialize};
@@ -132,16 +132,6 @@ pub struct ReviewIdsQuery {
     pub ids: String,
 }
 
-/// An answer already serialised (from the page cache).
-fn json_response(json: String) -> Response {
-    let mut response = (StatusCode::OK, json).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 fn with_etag(status: StatusCode, review: Review) -> Response {
     let tag = HeaderValue::from_str(&versioning::etag(i64::from(review.version)));
     let mut response = (status, Json(review)).into_response();
@@ -191,7 +181,7 @@ pub async fn list_product_reviews(
     Path(product_id): Path<Uuid>,
     Query(query): Query<ProductReviewsQuery>,
 ) -> ApiResult<Response> {
-    Ok(json_response(
+    Ok(json_text(
         reading::of_product(&state, product_id, &query).await?,
     ))
 }
@@ -206,7 +196,7 @@ pub async fn product_summary(
     State(state): State<AppState>,
     Path(product_id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    Ok(json_response(reading::summary(&state, product_id).await?))
+    Ok(json_text(reading::summary(&state, product_id).await?))
 }
 
 /// Several reviews by id; no token needed.

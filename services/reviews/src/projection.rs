@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use events::{Envelope, Event, ReviewChanged};
+use events::{Envelope, Event};
 use futures::future::BoxFuture;
 use platform::cache::GenerationalCache;
 use platform::consumer::{Handler, Subscription};
@@ -112,13 +112,7 @@ async fn apply(
                 .map(|review| {
                     Envelope::new(
                         crate::NAME,
-                        Event::ReviewDeleted(ReviewChanged {
-                            review_id: review.review_id,
-                            product_id: review.product_id,
-                            user_id: review.user_id,
-                            rating: review.rating,
-                            version: review.version + 1,
-                        }),
+                        Event::ReviewDeleted(crate::writing::changed(review, review.version + 1)),
                     )
                 })
                 .collect();

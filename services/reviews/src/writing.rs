@@ -15,7 +15,8 @@ use crate::domain::{self, NewReview};
 use crate::entity::Model;
 use crate::store;
 
-fn changed(review: &Model, version: i32) -> ReviewChanged {
+/// What a `review.*` event says of `review` at `version`.
+pub(crate) fn changed(review: &Model, version: i32) -> ReviewChanged {
     ReviewChanged {
         review_id: review.review_id,
         product_id: review.product_id,

@@ -2,6 +2,7 @@
 //! construction, and the role rules of each operation.
 
 use platform::auth::{AuthUser, Role};
+use platform::error::FieldErrors;
 use platform::{ApiError, FieldError};
 use uuid::Uuid;
 
@@ -36,18 +37,6 @@ pub struct ProfileChanges {
     pub role: Option<Role>,
 }
 
-/// Collects field errors while parsing one item.
-#[derive(Default)]
-struct Errors(Vec<FieldError>);
-
-impl Errors {
-    fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        result
-            .map_err(|message| self.0.push(FieldError::new(field, message)))
-            .ok()
-    }
-}
-
 /// A display name: 1 to 200 characters after trimming, no control characters.
 pub fn parse_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
@@ -79,7 +68,7 @@ pub fn parse_phone(raw: &str) -> Result<String, String> {
 }
 
 /// Checks every part of an address, naming failing parts as `address.<part>`.
-fn parse_address(raw: &Address, errors: &mut Errors) -> Option<Address> {
+fn parse_address(raw: &Address, errors: &mut FieldErrors) -> Option<Address> {
     raw.parse("address")
         .map_err(|failures| errors.0.extend(failures))
         .ok()
@@ -102,7 +91,7 @@ pub struct RawProfile<'a> {
 impl NewProfile {
     /// Validates every field, reporting all failures at once.
     pub fn parse(raw: RawProfile<'_>) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Errors::default();
+        let mut errors = FieldErrors::default();
         let name = errors.check("name", parse_name(raw.name));
         let email = errors.check("email", Email::parse(raw.email));
         let phone = match raw.phone {
@@ -137,7 +126,7 @@ impl ProfileChanges {
         address: Option<&Address>,
         role: Option<Role>,
     ) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Errors::default();
+        let mut errors = FieldErrors::default();
         let changes = Self {
             name: name.and_then(|n| errors.check("name", parse_name(n))),
             email: email.and_then(|e| errors.check("email", Email::parse(e))),
