@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use platform::auth::{Role, Signer, Verifier};
 use platform::settings::AuthSettings;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::load::{Target, run_load_with_warmup};
+use crate::orders_figures::{PASSWORD, register};
 
 /// Hashes per second with every core hashing at `cost`.
 pub fn bcrypt_ceiling(cost: u32, per_core: usize) -> f64 {
@@ -34,26 +35,10 @@ const LOGIN_ACCOUNTS: usize = 32;
 
 /// Logins per second through the gateway, and p99 latency.
 pub async fn login_throughput(gateway: &str, duration: Duration) -> anyhow::Result<(f64, f64)> {
-    let http = reqwest::Client::new();
     let mut bodies = Vec::with_capacity(LOGIN_ACCOUNTS);
     for _ in 0..LOGIN_ACCOUNTS {
-        let username = format!("bench{}", &Uuid::now_v7().simple().to_string()[20..]);
-        let response = http
-            .post(format!("{gateway}/auth/register"))
-            .json(&json!({
-                "username": username,
-                "password": "bench-password-1",
-                "email": format!("{username}@example.com"),
-                "name": "Bench"
-            }))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status() == 201,
-            "register answered {}",
-            response.status()
-        );
-        bodies.push(json!({"username": username, "password": "bench-password-1"}));
+        let (username, _) = register(gateway, "bench").await?;
+        bodies.push(json!({"username": username, "password": PASSWORD}));
     }
     let target = Target::posts(gateway, "/auth/login", &bodies, None);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -109,19 +94,7 @@ pub async fn verification_cost() -> anyhow::Result<(f64, f64)> {
 /// Milliseconds from a logout's answer until the users service refuses the token.
 pub async fn revocation_latency(gateway: &str, users: &str) -> anyhow::Result<f64> {
     let http = reqwest::Client::new();
-    let username = format!("rev{}", &Uuid::now_v7().simple().to_string()[20..]);
-    let registered: Value = http
-        .post(format!("{gateway}/auth/register"))
-        .json(&json!({
-            "username": username,
-            "password": "bench-password-1",
-            "email": format!("{username}@example.com"),
-            "name": "Bench"
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let (_, registered) = register(gateway, "rev").await?;
     let token = registered["access_token"]
         .as_str()
         .unwrap_or_default()

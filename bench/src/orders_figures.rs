@@ -54,23 +54,34 @@ pub async fn stocked_products(
 
 /// A registered customer's access token.
 pub async fn customer(gateway: &str) -> anyhow::Result<String> {
-    let username = format!("buyer{}", &Uuid::now_v7().simple().to_string()[20..]);
-    let registered: Value = reqwest::Client::new()
-        .post(format!("{gateway}/auth/register"))
-        .json(&json!({
-            "username": username,
-            "password": "bench-password-1",
-            "email": format!("{username}@example.com"),
-            "name": "Bench Buyer"
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let (_, registered) = register(gateway, "buyer").await?;
     registered["access_token"]
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("registering a customer: {registered}"))
+}
+
+/// The password of every account the bench registers.
+pub const PASSWORD: &str = "bench-password-1";
+
+/// Registers a new customer named `prefix` and a random tail; its username
+/// and what `POST /auth/register` answered (201, or an error).
+pub async fn register(gateway: &str, prefix: &str) -> anyhow::Result<(String, Value)> {
+    let username = format!("{prefix}{}", &Uuid::now_v7().simple().to_string()[20..]);
+    let response = reqwest::Client::new()
+        .post(format!("{gateway}/auth/register"))
+        .json(&json!({
+            "username": username,
+            "password": PASSWORD,
+            "email": format!("{username}@example.com"),
+            "name": "Bench"
+        }))
+        .send()
+        .await?;
+    let status = response.status();
+    let registered: Value = response.json().await?;
+    anyhow::ensure!(status == 201, "register answered {status}: {registered}");
+    Ok((username, registered))
 }
 
 fn address() -> Value {
