@@ -82,6 +82,24 @@ impl Event {
             Event::ReviewDeleted(_) => "review.deleted",
         }
     }
+
+    /// What the event is about, for ordering: a consumer that handles several
+    /// events at once keeps those with the same subject in the order they
+    /// arrived. A user's profile and orders share the user's id (a deletion
+    /// never overtakes the order placed before it); a product's stock moves and
+    /// its reviews share the product's id.
+    pub fn subject(&self) -> Uuid {
+        match self {
+            Event::UserRegistered(profile) | Event::UserUpdated(profile) => profile.user_id,
+            Event::UserDeleted(deleted) => deleted.user_id,
+            Event::OrderCreated(order) => order.user_id,
+            Event::OrderStatusChanged(change) => change.user_id,
+            Event::ProductUpdated(product) => product.product_id,
+            Event::ReviewCreated(review)
+            | Event::ReviewUpdated(review)
+            | Event::ReviewDeleted(review) => review.product_id,
+        }
+    }
 }
 
 /// The part of a profile other services keep a projection of.

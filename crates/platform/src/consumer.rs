@@ -19,6 +19,8 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, declare_exchange, declare_queue};
@@ -38,7 +40,9 @@ pub struct Subscription {
     pub events: &'static [&'static str],
     /// One consumer at a time across all replicas (RabbitMQ single active consumer).
     pub single_active: bool,
-    /// Messages in flight per consumer.
+    /// Messages in flight per consumer. Up to this many (at most eight) are
+    /// handled at once, those with the same [`events::Event::subject`] one
+    /// after another in arrival order.
     pub prefetch: u16,
     /// Attempts before a message is dead-lettered.
     pub max_attempts: u32,
@@ -248,7 +252,7 @@ async fn consume(
                 Some(opened) => opened,
                 None => open(&broker, &consumer).await?,
             };
-            session(&consumer, opened, handler.as_ref(), &shutdown).await
+            session(&consumer, opened, handler.clone(), &shutdown).await
         }
         .await;
         match outcome {
@@ -269,10 +273,24 @@ async fn consume(
     }
 }
 
+/// Most messages of one consumer handled at once (never more than its
+/// prefetch): enough for a projection to keep up with the orders a replica
+/// takes, few enough to leave most of the service's database pool to requests.
+const MOST_LANES: u16 = 8;
+
+/// A message taken from the queue, parsed once.
+struct Job {
+    delivery: lapin::message::Delivery,
+    envelope: Result<Envelope, String>,
+}
+
+/// Takes messages off the queue and hands each to a lane chosen by its
+/// event's subject: lanes work at once, each in arrival order, so two events
+/// about one user or one product are never handled out of order or together.
 async fn session(
     consumer: &Consumer,
     opened: Opened,
-    handler: &dyn Handler,
+    handler: Arc<dyn Handler>,
     shutdown: &CancellationToken,
 ) -> Result<(), BrokerError> {
     let subscription = &consumer.subscription;
@@ -295,70 +313,150 @@ async fn session(
         )
         .await?;
     tracing::info!(consumer = subscription.name, queue = %consumer.queue(), "consuming events");
+
+    let stopping = CancellationToken::new();
+    let lane_count = subscription.prefetch.clamp(1, MOST_LANES);
+    let (failed, mut failures) = mpsc::channel::<BrokerError>(usize::from(lane_count));
+    let mut workers = JoinSet::new();
+    let lanes: Vec<_> = (0..lane_count)
+        .map(|_| {
+            let (jobs, queue) = mpsc::unbounded_channel();
+            workers.spawn(lane(
+                consumer.clone(),
+                handler.clone(),
+                publisher.clone(),
+                queue,
+                stopping.clone(),
+                failed.clone(),
+            ));
+            jobs
+        })
+        .collect();
+    drop(failed);
+
     let result = loop {
         let delivery = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
+            Some(err) = failures.recv() => break Err(err),
             next = deliveries.next() => next,
         };
         let Some(delivery) = delivery else {
             break Err(BrokerError::Unreachable("the delivery stream ended".into()));
         };
-        let delivery = delivery?;
-        let attempts = attempts_of(&delivery.properties) + 1;
-        let outcome = match serde_json::from_slice::<Envelope>(&delivery.data) {
-            Ok(envelope) => handler
-                .handle(&envelope)
-                .await
-                .map_err(|err| format!("{err:#}")),
-            // A message that is not an event never will be: no point retrying it.
-            Err(err) => Err(format!("not an event envelope: {err}")),
+        let delivery = match delivery {
+            Ok(delivery) => delivery,
+            Err(err) => break Err(err.into()),
         };
-        if let Err(error) = outcome {
-            let poison = !serde_json::from_slice::<serde_json::Value>(&delivery.data)
-                .is_ok_and(|v| v.get("id").is_some());
-            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-            headers.insert(ATTEMPTS.into(), AMQPValue::LongInt(attempts as i32));
-            headers.insert(
-                ORIGINAL_QUEUE.into(),
-                AMQPValue::LongString(consumer.queue().into()),
-            );
-            headers.insert(
-                LAST_ERROR.into(),
-                AMQPValue::LongString(LongString::from(error.clone())),
-            );
-            let properties = delivery.properties.clone().with_headers(headers);
-            if poison || attempts >= subscription.max_attempts {
-                tracing::error!(consumer = subscription.name, attempts, %error, "event dead-lettered");
-                metrics::counter!("events_dead_lettered_total", "consumer" => subscription.name)
-                    .increment(1);
-                publish_confirmed(
-                    &publisher,
-                    &consumer.dead_letters(),
-                    &delivery.data,
-                    properties,
-                )
-                .await?;
-            } else {
-                let delay = subscription.delay(attempts);
-                tracing::warn!(consumer = subscription.name, attempts, ?delay, %error, "event failed; will retry");
-                publish_confirmed(
-                    &publisher,
-                    &consumer.retry_queue(delay),
-                    &delivery.data,
-                    properties,
-                )
-                .await?;
-            }
-        } else {
-            metrics::counter!("events_consumed_total", "consumer" => subscription.name)
-                .increment(1);
+        // A message that is not an event never will be: no point retrying it.
+        let envelope = serde_json::from_slice::<Envelope>(&delivery.data)
+            .map_err(|err| format!("not an event envelope: {err}"));
+        let lane = match &envelope {
+            Ok(envelope) => lane_of(envelope.event.subject(), lane_count),
+            Err(_) => 0,
+        };
+        if lanes[lane].send(Job { delivery, envelope }).is_err() {
+            // A lane ends early only when its handler panicked.
+            break Err(BrokerError::Unreachable("an event handler stopped".into()));
         }
-        // Acknowledged only now: after the effects committed, or after the
-        // message is safely in the retry or dead letter queue.
-        delivery.ack(BasicAckOptions::default()).await?;
     };
+    // The messages in hand are finished; those still waiting in a lane are
+    // left unacknowledged, and the broker hands them out again.
+    stopping.cancel();
+    drop(lanes);
+    while workers.join_next().await.is_some() {}
     connection.close(200, "bye".into()).await.ok();
     result
+}
+
+fn lane_of(subject: uuid::Uuid, lanes: u16) -> usize {
+    // Version 4 and 7 ids end in random bits.
+    let (_, random) = subject.as_u64_pair();
+    usize::try_from(random % u64::from(lanes)).unwrap_or(0)
+}
+
+/// Settles the lane's messages one after another until the session stops.
+async fn lane(
+    consumer: Consumer,
+    handler: Arc<dyn Handler>,
+    publisher: Channel,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    stopping: CancellationToken,
+    failed: mpsc::Sender<BrokerError>,
+) {
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = stopping.cancelled() => return,
+            job = jobs.recv() => job,
+        };
+        let Some(job) = job else { return };
+        if let Err(err) = settle(&consumer, handler.as_ref(), &publisher, job).await {
+            // Each lane reports at most once, and the channel holds one per lane.
+            failed.try_send(err).ok();
+            return;
+        }
+    }
+}
+
+/// Handles one message and acknowledges it: after its effects committed, or
+/// after it is safely in the retry or dead letter queue.
+async fn settle(
+    consumer: &Consumer,
+    handler: &dyn Handler,
+    publisher: &Channel,
+    job: Job,
+) -> Result<(), BrokerError> {
+    let subscription = &consumer.subscription;
+    let Job { delivery, envelope } = job;
+    let attempts = attempts_of(&delivery.properties) + 1;
+    let outcome = match envelope {
+        Ok(envelope) => handler
+            .handle(&envelope)
+            .await
+            .map_err(|err| format!("{err:#}")),
+        Err(err) => Err(err),
+    };
+    if let Err(error) = outcome {
+        let poison = !serde_json::from_slice::<serde_json::Value>(&delivery.data)
+            .is_ok_and(|v| v.get("id").is_some());
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(ATTEMPTS.into(), AMQPValue::LongInt(attempts as i32));
+        headers.insert(
+            ORIGINAL_QUEUE.into(),
+            AMQPValue::LongString(consumer.queue().into()),
+        );
+        headers.insert(
+            LAST_ERROR.into(),
+            AMQPValue::LongString(LongString::from(error.clone())),
+        );
+        let properties = delivery.properties.clone().with_headers(headers);
+        if poison || attempts >= subscription.max_attempts {
+            tracing::error!(consumer = subscription.name, attempts, %error, "event dead-lettered");
+            metrics::counter!("events_dead_lettered_total", "consumer" => subscription.name)
+                .increment(1);
+            publish_confirmed(
+                publisher,
+                &consumer.dead_letters(),
+                &delivery.data,
+                properties,
+            )
+            .await?;
+        } else {
+            let delay = subscription.delay(attempts);
+            tracing::warn!(consumer = subscription.name, attempts, ?delay, %error, "event failed; will retry");
+            publish_confirmed(
+                publisher,
+                &consumer.retry_queue(delay),
+                &delivery.data,
+                properties,
+            )
+            .await?;
+        }
+    } else {
+        metrics::counter!("events_consumed_total", "consumer" => subscription.name).increment(1);
+    }
+    delivery.ack(BasicAckOptions::default()).await?;
+    Ok(())
 }
 
 /// Moves every dead-lettered message back to the queue it came from, with a

@@ -53,22 +53,29 @@ pub fn remove_declared(namespace: &str) {
 /// Publishes `envelope` on the events exchange of `namespace`, as a service's
 /// outbox relay would, and waits for the broker's confirmation.
 pub async fn publish_event(namespace: &str, envelope: &Envelope) {
+    publish_events(namespace, std::slice::from_ref(envelope)).await;
+}
+
+/// Publishes `envelopes` in order on one channel, as a service's outbox would.
+pub async fn publish_events(namespace: &str, envelopes: &[Envelope]) {
     let connection = Connection::connect(AMQP, ConnectionProperties::default())
         .await
         .expect("RabbitMQ is running");
     let channel = connection.create_channel().await.expect("channel");
     let exchange = format!("{namespace}{}", events::EXCHANGE);
-    channel
-        .basic_publish(
-            exchange.as_str().into(),
-            envelope.event.event_type().into(),
-            BasicPublishOptions::default(),
-            &serde_json::to_vec(envelope).expect("an envelope is JSON"),
-            BasicProperties::default(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
+    for envelope in envelopes {
+        channel
+            .basic_publish(
+                exchange.as_str().into(),
+                envelope.event.event_type().into(),
+                BasicPublishOptions::default(),
+                &serde_json::to_vec(envelope).expect("an envelope is JSON"),
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
     connection.close(200, "done".into()).await.ok();
 }

@@ -81,6 +81,14 @@ impl TestDatabase {
             .expect("select one integer")
     }
 
+    /// The one text `sql` selects.
+    pub async fn text(&self, sql: &str) -> String {
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut self.connect().await)
+            .await
+            .expect("select one text")
+    }
+
     /// `SELECT count(*) FROM <from>` (a table, maybe with joins and `WHERE`).
     pub async fn count(&self, from: &str) -> i64 {
         self.scalar(&format!("SELECT count(*) FROM {from}")).await

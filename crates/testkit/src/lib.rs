@@ -11,7 +11,7 @@ mod proxy;
 mod service;
 
 pub use assertions::assert_problem;
-pub use broker::{publish_event, remove_declared};
+pub use broker::{publish_event, publish_events, remove_declared};
 pub use database::{TestDatabase, server_url};
 pub use issuer::TestIssuer;
 pub use proxy::TcpProxy;
