@@ -27,6 +27,8 @@ const ORDER_CLIENTS: usize = 16;
 /// Products in the reviews scenario, and reviews of each (one first page).
 const REVIEWED_PRODUCTS: usize = 50;
 const REVIEWS_PER_PRODUCT: usize = 20;
+/// Orders placed before the long-running scenario measures.
+const HISTORY_ORDERS: usize = 100_000;
 
 /// Benchmark the shop over HTTP.
 #[derive(Debug, Parser)]
@@ -49,7 +51,7 @@ struct Args {
     /// bcrypt cost the server is started with (its default is 12).
     #[arg(long, default_value_t = 12)]
     bcrypt_cost: u32,
-    /// Only these groups of scenarios (users, products, reviews, orders, events, auth); all when empty.
+    /// Only these groups of scenarios (users, products, reviews, orders, long-running, events, auth); all when empty.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     #[command(subcommand)]
@@ -116,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
 
     let duration = Duration::from_secs(args.duration);
     // The database's own ceilings, beside which reads and writes are shown.
-    let ceilings = if args.runs("users") || args.runs("orders") {
+    let ceilings = if args.runs("users") || args.runs("orders") || args.runs("long-running") {
         let mut clients = vec![ORDER_CLIENTS, args.connections];
         clients.dedup();
         ceilings::Ceilings::measure(&clients, args.duration.min(10)).await
@@ -371,9 +373,15 @@ async fn main() -> anyhow::Result<()> {
             ),
         ];
         for (what, products, clients) in scenarios {
-            let report =
-                orders_figures::single_item_orders(&gateway, &buyer, products, clients, duration)
-                    .await?;
+            let report = orders_figures::single_item_orders(
+                &gateway,
+                &buyer,
+                products,
+                clients,
+                duration,
+                Duration::from_secs(1),
+            )
+            .await?;
             let name = format!("POST /orders, {what}, via gateway, {clients} clients");
             let ratio = share(ceilings::Ceilings::of_writes, report.rate, clients);
             println!(
@@ -400,6 +408,50 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "oversell check: {checked} products, {sold} units sold, {unbalanced} whose stock + sold differs from what was put in"
         );
+    }
+
+    if args.runs("long-running") {
+        // Orders on an instance with history: 100,000 earlier orders, and the
+        // mail backlog they leave (one confirmation a second goes out), then
+        // a minute of single-item orders, reported per 10 s so a stall shows.
+        let products = orders_figures::stocked_products(&gateway, &admin, 50).await?;
+        let buyer = orders_figures::customer(&gateway).await?;
+        let started = Instant::now();
+        for _ in 0..HISTORY_ORDERS / 1000 {
+            orders_figures::thousand_orders(&gateway, &buyer, &products).await?;
+        }
+        let placed_in = started.elapsed().as_secs_f64();
+        let mails = server::queued(server::BROKER_NAMESPACE, &["notifications.events"]).await?;
+        println!(
+            "\nlong-running: {HISTORY_ORDERS} earlier orders placed in {placed_in:.0} s (1000 a request); {mails} mails waiting"
+        );
+        for window in 0..6 {
+            let report = orders_figures::single_item_orders(
+                &gateway,
+                &buyer,
+                &products,
+                ORDER_CLIENTS,
+                Duration::from_secs(10),
+                Duration::ZERO,
+            )
+            .await?;
+            let name = format!(
+                "POST /orders, {} to {} s, {ORDER_CLIENTS} clients",
+                window * 10,
+                window * 10 + 10
+            );
+            let ratio = share(ceilings::Ceilings::of_writes, report.rate, ORDER_CLIENTS);
+            println!(
+                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}  {ratio}",
+                name, report.rate, report.p50_ms, report.p99_ms, report.errors
+            );
+        }
+        let waiting = server::queued(
+            server::BROKER_NAMESPACE,
+            &["notifications.events", "reviews.events", "products.events"],
+        )
+        .await?;
+        println!("long-running: {waiting} events waiting for consumers after the minute");
     }
 
     if args.runs("events") {

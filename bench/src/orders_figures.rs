@@ -88,20 +88,22 @@ fn address() -> Value {
     json!({"line1": "1 Bench Road", "city": "Leeds", "postal_code": "LS1", "country": "GB"})
 }
 
-/// Single-item orders through the gateway for `duration`, spread over `products`.
+/// Single-item orders through the gateway for `duration` after `warmup`,
+/// spread over `products`.
 pub async fn single_item_orders(
     gateway: &str,
     token: &str,
     products: &[String],
     connections: usize,
     duration: Duration,
+    warmup: Duration,
 ) -> anyhow::Result<Report> {
     let bodies: Vec<Value> = products
         .iter()
         .map(|product| json!([{ "items": [{"product_id": product, "quantity": 1}], "shipping_address": address() }]))
         .collect();
     let target = Target::posts(gateway, "/orders", &bodies, Some(token));
-    run_load_with_warmup(target, connections, duration, Duration::from_secs(1)).await
+    run_load_with_warmup(target, connections, duration, warmup).await
 }
 
 /// Milliseconds for one `POST /orders` carrying 1000 orders.

@@ -228,6 +228,35 @@ async fn reset_queues() -> anyhow::Result<()> {
     delete_queues(BROKER_NAMESPACE, QUEUES).await
 }
 
+/// Messages waiting in `queues` under `namespace` on the machine's RabbitMQ
+/// (a missing queue holds none).
+pub async fn queued(namespace: &str, queues: &[&str]) -> anyhow::Result<u32> {
+    let connection = lapin::Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        lapin::ConnectionProperties::default(),
+    )
+    .await?;
+    let mut total = 0;
+    for queue in queues {
+        // A channel per queue: a passive declare of a missing queue closes it.
+        let channel = connection.create_channel().await?;
+        total += channel
+            .queue_declare(
+                format!("{namespace}{queue}").as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .map(|queue| queue.message_count())
+            .unwrap_or(0);
+    }
+    connection.close(0, "".into()).await.ok();
+    Ok(total)
+}
+
 /// Deletes `queues` under `namespace` on the machine's RabbitMQ (missing ones are fine).
 pub async fn delete_queues(namespace: &str, queues: &[&str]) -> anyhow::Result<()> {
     let connection = lapin::Connection::connect(

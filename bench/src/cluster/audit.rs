@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::topology::{INGRESS, NAMESPACE, SERVICES, database_url};
 use super::traffic::Ledger;
+use crate::server::queued;
 
 /// What the audit found.
 #[derive(Debug, Default)]
@@ -96,15 +97,18 @@ impl Databases {
                 "pending mails",
             ),
         ];
-        let for_notifications =
-            queued(&["notifications.events", "notifications.events.retry"]).await?;
+        let for_notifications = queued(
+            NAMESPACE,
+            &["notifications.events", "notifications.events.retry"],
+        )
+        .await?;
         if for_notifications > 0 {
             waiting.push(format!(
                 "{for_notifications} events queued for notifications"
             ));
         }
         // Deliveries verify purchases: the audit compares them with the orders.
-        let for_reviews = queued(&["reviews.events"]).await?;
+        let for_reviews = queued(NAMESPACE, &["reviews.events"]).await?;
         if for_reviews > 0 {
             waiting.push(format!("{for_reviews} events queued for reviews"));
         }
@@ -526,39 +530,11 @@ async fn leftovers(db: &Databases, findings: &mut Findings) -> anyhow::Result<()
     findings.check(pending == 0, "every outbox drained".to_owned(), || {
         format!("{pending} events still unpublished")
     });
-    let dead = queued(&["shop.events.dlq"]).await?;
+    let dead = queued(NAMESPACE, &["shop.events.dlq"]).await?;
     findings.check(
         dead == 0,
         "the dead letter queue is empty".to_owned(),
         || format!("{dead} events in the dead letter queue"),
     );
     Ok(())
-}
-
-/// Messages waiting in the cluster's `queues` (a missing queue holds none).
-async fn queued(queues: &[&str]) -> anyhow::Result<u32> {
-    let connection = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default(),
-    )
-    .await?;
-    let mut total = 0;
-    for queue in queues {
-        // A channel per queue: a passive declare of a missing queue closes it.
-        let channel = connection.create_channel().await?;
-        total += channel
-            .queue_declare(
-                format!("{NAMESPACE}{queue}").as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .map(|queue| queue.message_count())
-            .unwrap_or(0);
-    }
-    connection.close(0, "".into()).await.ok();
-    Ok(total)
 }

@@ -26,6 +26,9 @@ use crate::orders_figures;
 use topology::{ADMIN, ADMIN_PASSWORD, Cluster, INGRESS, SERVICES};
 use traffic::Traffic;
 
+/// Warm-up of the throughput comparisons, as in the bench's own scenarios.
+const WARMUP: Duration = Duration::from_secs(1);
+
 /// Options of the cluster test.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
@@ -298,7 +301,8 @@ async fn compare(shop: &Path, admin: &str, products: &[Uuid]) -> anyhow::Result<
     let customer = orders_figures::customer(INGRESS).await?;
     let stocked = orders_figures::stocked_products(INGRESS, admin, 20).await?;
     let orders =
-        orders_figures::single_item_orders(INGRESS, &customer, &stocked, 16, duration).await?;
+        orders_figures::single_item_orders(INGRESS, &customer, &stocked, 16, duration, WARMUP)
+            .await?;
 
     let server = crate::server::Server::start(shop, 4, 1000).await?;
     let http = reqwest::Client::new();
@@ -330,6 +334,7 @@ async fn compare(shop: &Path, admin: &str, products: &[Uuid]) -> anyhow::Result<
         &one_stocked,
         16,
         duration,
+        WARMUP,
     )
     .await?;
     server.stop().await;

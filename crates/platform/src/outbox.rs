@@ -24,6 +24,11 @@ const MAX_BACKOFF_SECS: i64 = 300;
 /// How long published rows are kept for inspection.
 const RETENTION_DAYS: i64 = 7;
 
+/// The head of an insert into the outbox, followed by a query of `(id, type,
+/// envelope)` rows: for a statement that builds its events from the rows it
+/// writes, so the change and its announcement need one round trip.
+pub const INSERT: &str = "INSERT INTO outbox (id, event_type, payload)";
+
 /// Writes events into the caller's transaction and wakes the relay after commit.
 #[derive(Debug, Clone, Default)]
 pub struct Outbox {
@@ -63,8 +68,7 @@ impl Outbox {
         // One statement for the whole batch, however large the bulk request.
         Ok(Some(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "INSERT INTO outbox (id, event_type, payload)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[])",
+            &format!("{INSERT} SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[])"),
             [ids.into(), types.into(), payloads.into()],
         )))
     }

@@ -7,14 +7,15 @@
 //! reservations cannot deadlock, and nothing slow happens while they are held.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use events::Envelope;
-use platform::outbox::Outbox;
+use platform::outbox::{self, Outbox};
 use platform::quantity::Quantity;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, SqlErr,
     Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ use uuid::Uuid;
 
 use crate::entity::product::{self, Model as Product};
 use crate::entity::{reservation, reservation_item};
-use crate::store::updated_event;
+use crate::store::{UPDATED_EVENT_SQL, updated_event, updated_frame};
 
 /// One line of a reservation request.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
@@ -206,41 +207,57 @@ async fn move_stock(
 enum Taken {
     /// The reservation is new and holds the units.
     Held(Moved),
-    /// The reservation is new but the product is missing or short: roll back.
-    Short,
-    /// The reservation already existed (a retry): nothing was taken.
+    /// The product is missing or short, or the reservation already existed
+    /// before this statement's snapshot: nothing was written.
+    Nothing,
+    /// A reservation with this id committed first (a retry racing its
+    /// original): nothing was written.
     Known,
 }
 
-/// Writes reservation `head` and takes `quantity` of one live product for it
-/// if it has that many, with the reservation's line: one statement, so the
-/// row lock it takes is held for the fewest round trips.
+/// The statement of [`take_one`].
+static TAKE_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH taken AS (
+             UPDATE products
+                SET stock = stock - $2, version = version + 1, updated_at = now()
+              WHERE product_id = $1 AND deleted_at IS NULL AND stock >= $2
+                AND NOT EXISTS (SELECT FROM reservations WHERE reservation_id = $3)
+             RETURNING *),
+         head AS (
+             INSERT INTO reservations (reservation_id, status, created_at, updated_at, expires_at)
+             SELECT $3, $4, $5, $5, $6 FROM taken),
+         line AS (
+             INSERT INTO reservation_items
+                    (reservation_id, product_id, quantity, name, unit_price_cents, currency)
+             SELECT $3, product_id, $2, name, price_cents, currency FROM taken),
+         announced AS (
+             {insert} SELECT $7, $8, {event} FROM taken)
+         SELECT taken.* FROM (VALUES (1)) AS one LEFT JOIN taken ON true",
+        insert = outbox::INSERT,
+        event = UPDATED_EVENT_SQL.replace("{frame}", "$9"),
+    )
+});
+
+/// Takes `quantity` of one live product for reservation `head` if it has
+/// that many, writing the reservation, its line and the product's event with
+/// it: one statement committed on its own, so the product's row lock lasts a
+/// single round trip. Two requests with one reservation id cannot both take:
+/// the later insert of the reservation breaks its key, which undoes that
+/// whole statement.
 async fn take_one(
-    txn: &DatabaseTransaction,
+    db: &DatabaseConnection,
     head: &reservation::Model,
     product_id: Uuid,
     quantity: i32,
 ) -> Result<Taken, DbErr> {
-    let row = txn
+    let frame = updated_frame(product_id);
+    let frame_json = serde_json::to_value(&frame)
+        .map_err(|err| DbErr::Custom(format!("event does not serialise: {err}")))?;
+    let answered = db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "WITH head AS (
-                 INSERT INTO reservations (reservation_id, status, created_at, updated_at, expires_at)
-                 VALUES ($3, $4, $5, $5, $6)
-                 ON CONFLICT (reservation_id) DO NOTHING
-                 RETURNING reservation_id),
-             taken AS (
-                 UPDATE products
-                    SET stock = stock - $2, version = version + 1, updated_at = now()
-                  WHERE product_id = $1 AND deleted_at IS NULL AND stock >= $2
-                    AND EXISTS (SELECT FROM head)
-                 RETURNING *),
-             line AS (
-                 INSERT INTO reservation_items
-                        (reservation_id, product_id, quantity, name, unit_price_cents, currency)
-                 SELECT $3, product_id, $2, name, price_cents, currency FROM taken)
-             SELECT EXISTS (SELECT FROM head) AS fresh, taken.*
-               FROM (VALUES (1)) AS one LEFT JOIN taken ON true",
+            TAKE_ONE.as_str(),
             [
                 product_id.into(),
                 quantity.into(),
@@ -248,21 +265,60 @@ async fn take_one(
                 head.status.clone().into(),
                 head.created_at.into(),
                 head.expires_at.into(),
+                frame.id.into(),
+                frame.event.event_type().into(),
+                frame_json.into(),
             ],
         ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("the reservation statement answered no row".into()))?;
-    if !row.try_get::<bool>("", "fresh")? {
-        return Ok(Taken::Known);
-    }
+        .await;
+    let row = match answered {
+        // The only unique keys the statement writes with ids it did not just
+        // make are the reservation's and its line's.
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Ok(Taken::Known);
+        }
+        answered => answered?.ok_or_else(|| {
+            DbErr::RecordNotFound("the reservation statement answered no row".into())
+        })?,
+    };
     if row.try_get::<Option<Uuid>>("", "product_id")?.is_none() {
-        return Ok(Taken::Short);
+        return Ok(Taken::Nothing);
     }
     let product = <Product as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
     Ok(Taken::Held(Moved {
         availability_changed: product.stock == 0,
         products: vec![product],
     }))
+}
+
+/// A reservation made before: what it held, answered to a retry.
+async fn known(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Result<Reserved, ReserveRefused>, DbErr> {
+    // A reservation is never deleted, so the row the retry met is there.
+    let existing = load(db, id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("reservation {id} vanished")))?;
+    Ok(Ok(Reserved {
+        reservation: existing,
+        created: false,
+        moved: Moved::default(),
+    }))
+}
+
+/// The lines a reservation holds, with the names and prices of `products`.
+fn held_lines(products: &[Product], wanted: &BTreeMap<Uuid, (i32, usize)>) -> Vec<HeldLine> {
+    products
+        .iter()
+        .map(|p| HeldLine {
+            product_id: p.product_id,
+            quantity: wanted[&p.product_id].0,
+            name: p.name.clone(),
+            unit_price_cents: p.price_cents,
+            currency: p.currency.clone(),
+        })
+        .collect()
 }
 
 /// Holds every line under `id`, or nothing: all or nothing under any concurrency,
@@ -282,7 +338,6 @@ pub async fn reserve(
         entry.0 = entry.0.saturating_add(line.quantity.get());
     }
     let ids: Vec<Uuid> = wanted.keys().copied().collect();
-    let txn = db.begin().await?;
     // Postgres keeps microseconds; answer with what a later read will return.
     let now = Utc::now().trunc_subsecs(6);
     let head = reservation::Model {
@@ -292,29 +347,31 @@ pub async fn reserve(
         updated_at: now,
         expires_at: now + hold_for,
     };
-    // A retry: answer what the first request held.
-    let known = |txn: DatabaseTransaction| async move {
-        txn.rollback().await?;
-        // A reservation is never deleted, so the row the conflict met is there.
-        let existing = load(db, id)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound(format!("reservation {id} vanished")))?;
-        Ok(Ok(Reserved {
-            reservation: existing,
-            created: false,
-            moved: Moved::default(),
-        }))
-    };
-    let (products, moved) = if let [product_id] = ids[..] {
-        // One product (the common order): a conditional decrement holds it in
-        // one statement, and a single row lock cannot deadlock.
+    if let [product_id] = ids[..] {
+        // One product (the common order): one statement, and a single row
+        // lock cannot deadlock.
         let (quantity, index) = wanted[&product_id];
-        match take_one(&txn, &head, product_id, quantity).await? {
-            Taken::Held(moved) => (moved.products.clone(), moved),
-            Taken::Known => return known(txn).await,
-            Taken::Short => {
-                let current = product::Entity::find_by_id(product_id).one(&txn).await?;
-                return Ok(Err(match current {
+        return match take_one(db, &head, product_id, quantity).await? {
+            Taken::Held(moved) => {
+                outbox.notify();
+                Ok(Ok(Reserved {
+                    reservation: Reservation {
+                        reservation_id: head.reservation_id,
+                        status: head.status,
+                        expires_at: head.expires_at,
+                        items: held_lines(&moved.products, &wanted),
+                    },
+                    created: true,
+                    moved,
+                }))
+            }
+            Taken::Known => known(db, id).await,
+            Taken::Nothing => {
+                if load(db, id).await?.is_some() {
+                    return known(db, id).await;
+                }
+                let current = product::Entity::find_by_id(product_id).one(db).await?;
+                Ok(Err(match current {
                     Some(p) if p.deleted_at.is_none() => ReserveRefused::Short(vec![Shortage {
                         product_id,
                         stock: p.stock,
@@ -322,70 +379,57 @@ pub async fn reserve(
                         index,
                     }]),
                     _ => ReserveRefused::Unknown { product_id, index },
-                }));
+                }))
             }
-        }
-    } else {
-        let inserted = reservation::Entity::insert(head.clone().into_active_model())
-            .on_conflict(
-                sea_orm::sea_query::OnConflict::column(reservation::Column::ReservationId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        if inserted == 0 {
-            return known(txn).await;
-        }
-        let products = lock_products(&txn, &ids).await?;
-        let mut short = Vec::new();
-        for (&product_id, &(quantity, index)) in &wanted {
-            match products.iter().find(|p| p.product_id == product_id) {
-                Some(p) if p.deleted_at.is_none() => {
-                    if p.stock < quantity {
-                        short.push(Shortage {
-                            product_id,
-                            stock: p.stock,
-                            wanted: quantity,
-                            index,
-                        });
-                    }
-                }
-                _ => return Ok(Err(ReserveRefused::Unknown { product_id, index })),
-            }
-        }
-        if !short.is_empty() {
-            return Ok(Err(ReserveRefused::Short(short)));
-        }
-        let deltas: Vec<i32> = wanted.values().map(|(q, _)| -q).collect();
-        let moved = move_stock(&txn, &ids, &deltas).await?;
-        (products, moved)
-    };
-    let items: Vec<HeldLine> = products
-        .iter()
-        .map(|p| HeldLine {
-            product_id: p.product_id,
-            quantity: wanted[&p.product_id].0,
-            name: p.name.clone(),
-            unit_price_cents: p.price_cents,
-            currency: p.currency.clone(),
-        })
-        .collect();
-    if ids.len() > 1 {
-        // (A one-product hold wrote its line with the stock.)
-        reservation_item::Entity::insert_many(items.iter().map(|line| {
-            reservation_item::ActiveModel {
-                reservation_id: Set(id),
-                product_id: Set(line.product_id),
-                quantity: Set(line.quantity),
-                name: Set(line.name.clone()),
-                unit_price_cents: Set(line.unit_price_cents),
-                currency: Set(line.currency.clone()),
-            }
-        }))
+        };
+    }
+
+    let txn = db.begin().await?;
+    let inserted = reservation::Entity::insert(head.clone().into_active_model())
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(reservation::Column::ReservationId)
+                .do_nothing()
+                .to_owned(),
+        )
         .exec_without_returning(&txn)
         .await?;
+    if inserted == 0 {
+        txn.rollback().await?;
+        return known(db, id).await;
     }
+    let products = lock_products(&txn, &ids).await?;
+    let mut short = Vec::new();
+    for (&product_id, &(quantity, index)) in &wanted {
+        match products.iter().find(|p| p.product_id == product_id) {
+            Some(p) if p.deleted_at.is_none() => {
+                if p.stock < quantity {
+                    short.push(Shortage {
+                        product_id,
+                        stock: p.stock,
+                        wanted: quantity,
+                        index,
+                    });
+                }
+            }
+            _ => return Ok(Err(ReserveRefused::Unknown { product_id, index })),
+        }
+    }
+    if !short.is_empty() {
+        return Ok(Err(ReserveRefused::Short(short)));
+    }
+    let deltas: Vec<i32> = wanted.values().map(|(q, _)| -q).collect();
+    let moved = move_stock(&txn, &ids, &deltas).await?;
+    let items = held_lines(&products, &wanted);
+    reservation_item::Entity::insert_many(items.iter().map(|line| reservation_item::ActiveModel {
+        reservation_id: Set(id),
+        product_id: Set(line.product_id),
+        quantity: Set(line.quantity),
+        name: Set(line.name.clone()),
+        unit_price_cents: Set(line.unit_price_cents),
+        currency: Set(line.currency.clone()),
+    }))
+    .exec_without_returning(&txn)
+    .await?;
     let events: Vec<Envelope> = moved.products.iter().map(updated_event).collect();
     outbox.enqueue(&txn, &events).await?;
     txn.commit().await?;

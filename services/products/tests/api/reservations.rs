@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use events::{Envelope, Event, ProductUpdated};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -102,6 +103,64 @@ async fn reserving_again_with_the_same_id_holds_nothing_more() {
     assert_eq!(retry.status(), 200);
     assert_eq!(retry.json::<Value>().await.expect("json"), first);
     assert_eq!(app.stock(&ids[0]).await, 6);
+}
+
+#[tokio::test]
+async fn holds_racing_with_one_id_take_the_stock_once_and_answer_alike() {
+    let app = TestApp::spawn().await;
+    let ids = stocked(&app, &[10]).await;
+    let id = Uuid::now_v7();
+    let body = json!([{"product_id": ids[0], "quantity": 4}]);
+    let answers = futures::future::join_all((0..8).map(|_| app.reserve(id, body.clone()))).await;
+    let mut held = Vec::new();
+    for answer in answers {
+        assert!(
+            matches!(answer.status().as_u16(), 200 | 201),
+            "{}",
+            answer.status()
+        );
+        held.push(answer.json::<Value>().await.expect("json"));
+    }
+    assert!(held.iter().all(|h| *h == held[0]), "{held:?}");
+    assert_eq!(app.stock(&ids[0]).await, 6);
+    assert_eq!(app.db.count("reservation_items").await, 1);
+}
+
+#[tokio::test]
+async fn a_one_product_hold_announces_the_product_as_it_is_after_the_move() {
+    let app = TestApp::spawn().await;
+    let ids = stocked(&app, &[10]).await;
+    let held = app
+        .reserve(
+            Uuid::now_v7(),
+            json!([{"product_id": ids[0], "quantity": 3}]),
+        )
+        .await;
+    assert_eq!(held.status(), 201);
+    let payload = app
+        .db
+        .text(&format!(
+            "SELECT payload::text FROM outbox WHERE payload->'data'->>'product_id' = '{}'
+              ORDER BY (payload->'data'->>'version')::int DESC LIMIT 1",
+            ids[0]
+        ))
+        .await;
+    let announced: Envelope = serde_json::from_str(&payload).expect("an event envelope");
+    let product = app.get_json(&format!("/products/{}", ids[0])).await;
+    assert_eq!(announced.source, "products");
+    assert_eq!(
+        announced.event,
+        Event::ProductUpdated(ProductUpdated {
+            product_id: ids[0].parse().expect("uuid"),
+            sku: product["sku"].as_str().expect("sku").to_owned(),
+            name: product["name"].as_str().expect("name").to_owned(),
+            price_cents: product["price_cents"].as_i64().expect("price"),
+            currency: product["currency"].as_str().expect("currency").to_owned(),
+            stock: 7,
+            version: product["version"].as_i64().expect("version") as i32,
+            deleted: false,
+        })
+    );
 }
 
 #[tokio::test]
