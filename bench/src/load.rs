@@ -11,13 +11,13 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// What to request: a base URL, paths to cycle through, a bearer token, and
-/// for a POST its JSON body.
+/// What to request: a base URL, paths to cycle through, bearer tokens (one
+/// per connection, in turn), and for a POST its JSON body.
 #[derive(Clone)]
 pub struct Target {
     authority: String,
     requests: Arc<Vec<(String, Option<Bytes>)>>,
-    authorization: String,
+    authorizations: Arc<Vec<String>>,
 }
 
 impl Target {
@@ -26,7 +26,7 @@ impl Target {
         Self {
             authority: base.trim_start_matches("http://").to_owned(),
             requests: Arc::new(paths.into_iter().map(|path| (path, None)).collect()),
-            authorization: format!("Bearer {token}"),
+            authorizations: Arc::new(vec![format!("Bearer {token}")]),
         }
     }
 
@@ -45,8 +45,14 @@ impl Target {
                     .map(|body| (path.to_owned(), Some(Bytes::from(body.to_string()))))
                     .collect(),
             ),
-            authorization: token.map(|t| format!("Bearer {t}")).unwrap_or_default(),
+            authorizations: Arc::new(token.map(|t| format!("Bearer {t}")).into_iter().collect()),
         }
+    }
+
+    /// The same requests, each connection sending them as the next of `tokens`.
+    pub fn as_each_of(mut self, tokens: &[String]) -> Self {
+        self.authorizations = Arc::new(tokens.iter().map(|t| format!("Bearer {t}")).collect());
+        self
     }
 }
 
@@ -136,8 +142,9 @@ async fn connection(
             None => Request::get(path.as_str()),
         };
         let mut builder = builder.header("host", target.authority.as_str());
-        if !target.authorization.is_empty() {
-            builder = builder.header("authorization", target.authorization.as_str());
+        if !target.authorizations.is_empty() {
+            let authorization = &target.authorizations[worker % target.authorizations.len()];
+            builder = builder.header("authorization", authorization.as_str());
         }
         let request = builder.body(Full::new(body.clone().unwrap_or_default()))?;
         let started = Instant::now();

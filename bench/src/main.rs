@@ -353,6 +353,7 @@ async fn main() -> anyhow::Result<()> {
         // Orders: single-item orders through the gateway, then one request of 1000.
         let bench_products = orders_figures::stocked_products(&gateway, &admin, 50).await?;
         let buyer = orders_figures::customer(&gateway).await?;
+        let buyers = orders_figures::customers(&gateway, args.connections).await?;
         // The orders target is stated at 16 clients, like the search targets;
         // the run's own connection count shows how it holds up beyond that.
         let scenarios = [
@@ -375,7 +376,7 @@ async fn main() -> anyhow::Result<()> {
         for (what, products, clients) in scenarios {
             let report = orders_figures::single_item_orders(
                 &gateway,
-                &buyer,
+                &buyers,
                 products,
                 clients,
                 duration,
@@ -416,6 +417,7 @@ async fn main() -> anyhow::Result<()> {
         // a minute of single-item orders, reported per 10 s so a stall shows.
         let products = orders_figures::stocked_products(&gateway, &admin, 50).await?;
         let buyer = orders_figures::customer(&gateway).await?;
+        let buyers = orders_figures::customers(&gateway, ORDER_CLIENTS).await?;
         let started = Instant::now();
         for _ in 0..HISTORY_ORDERS / 1000 {
             orders_figures::thousand_orders(&gateway, &buyer, &products).await?;
@@ -428,7 +430,7 @@ async fn main() -> anyhow::Result<()> {
         for window in 0..6 {
             let report = orders_figures::single_item_orders(
                 &gateway,
-                &buyer,
+                &buyers,
                 &products,
                 ORDER_CLIENTS,
                 Duration::from_secs(10),

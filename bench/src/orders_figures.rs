@@ -61,6 +61,13 @@ pub async fn customer(gateway: &str) -> anyhow::Result<String> {
         .with_context(|| format!("registering a customer: {registered}"))
 }
 
+/// Access tokens of `count` new customers: the order scenarios' connections
+/// each order as one of them, as a shop's customers do (one customer's
+/// events are handled in order, one after another, by every consumer).
+pub async fn customers(gateway: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    futures::future::try_join_all((0..count).map(|_| customer(gateway))).await
+}
+
 /// The password of every account the bench registers.
 pub const PASSWORD: &str = "bench-password-1";
 
@@ -89,10 +96,10 @@ fn address() -> Value {
 }
 
 /// Single-item orders through the gateway for `duration` after `warmup`,
-/// spread over `products`.
+/// spread over `products`, each connection ordering as the next of `buyers`.
 pub async fn single_item_orders(
     gateway: &str,
-    token: &str,
+    buyers: &[String],
     products: &[String],
     connections: usize,
     duration: Duration,
@@ -102,7 +109,7 @@ pub async fn single_item_orders(
         .iter()
         .map(|product| json!([{ "items": [{"product_id": product, "quantity": 1}], "shipping_address": address() }]))
         .collect();
-    let target = Target::posts(gateway, "/orders", &bodies, Some(token));
+    let target = Target::posts(gateway, "/orders", &bodies, None).as_each_of(buyers);
     run_load_with_warmup(target, connections, duration, warmup).await
 }
 

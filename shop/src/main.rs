@@ -9,7 +9,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use platform::settings::CommonArgs;
 
 // Request handling allocates many small, short-lived buffers; mimalloc serves
-// them with less contention than the system allocator.
+// them with less contention than the system allocator. Heap profilers that
+// hook malloc (heaptrack) see nothing through it: build with
+// `--features system-allocator` to profile.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

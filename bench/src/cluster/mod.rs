@@ -300,9 +300,15 @@ async fn compare(shop: &Path, admin: &str, products: &[Uuid]) -> anyhow::Result<
     let reads = run_load(Target::new(INGRESS, paths, admin), 16, duration).await?;
     let customer = orders_figures::customer(INGRESS).await?;
     let stocked = orders_figures::stocked_products(INGRESS, admin, 20).await?;
-    let orders =
-        orders_figures::single_item_orders(INGRESS, &customer, &stocked, 16, duration, WARMUP)
-            .await?;
+    let orders = orders_figures::single_item_orders(
+        INGRESS,
+        std::slice::from_ref(&customer),
+        &stocked,
+        16,
+        duration,
+        WARMUP,
+    )
+    .await?;
 
     let server = crate::server::Server::start(shop, 4, 1000).await?;
     let http = reqwest::Client::new();
@@ -330,7 +336,7 @@ async fn compare(shop: &Path, admin: &str, products: &[Uuid]) -> anyhow::Result<
     let one_customer = orders_figures::customer(&server.gateway).await?;
     let one_orders = orders_figures::single_item_orders(
         &server.gateway,
-        &one_customer,
+        std::slice::from_ref(&one_customer),
         &one_stocked,
         16,
         duration,

@@ -1,5 +1,6 @@
 //! The platform's plumbing against a real PostgreSQL and Redis.
 
+mod broker_frames;
 mod consumer_lanes;
 mod consumer_retries;
 mod restart;
