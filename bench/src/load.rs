@@ -50,7 +50,7 @@ impl Target {
     }
 
     /// The same requests, each connection sending them as the next of `tokens`.
-    pub fn as_each_of(mut self, tokens: &[String]) -> Self {
+    pub fn sent_by_each_of(mut self, tokens: &[String]) -> Self {
         self.authorizations = Arc::new(tokens.iter().map(|t| format!("Bearer {t}")).collect());
         self
     }

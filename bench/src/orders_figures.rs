@@ -109,7 +109,7 @@ pub async fn single_item_orders(
         .iter()
         .map(|product| json!([{ "items": [{"product_id": product, "quantity": 1}], "shipping_address": address() }]))
         .collect();
-    let target = Target::posts(gateway, "/orders", &bodies, None).as_each_of(buyers);
+    let target = Target::posts(gateway, "/orders", &bodies, None).sent_by_each_of(buyers);
     run_load_with_warmup(target, connections, duration, warmup).await
 }
 

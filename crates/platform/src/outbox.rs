@@ -68,7 +68,7 @@ impl Outbox {
         // One statement for the whole batch, however large the bulk request.
         Ok(Some(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            &format!("{INSERT} SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[])"),
+            format!("{INSERT} SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[])"),
             [ids.into(), types.into(), payloads.into()],
         )))
     }
