@@ -354,16 +354,8 @@ pub async fn reserve(
         return match take_one(db, &head, product_id, quantity).await? {
             Taken::Held(moved) => {
                 outbox.notify();
-                Ok(Ok(Reserved {
-                    reservation: Reservation {
-                        reservation_id: head.reservation_id,
-                        status: head.status,
-                        expires_at: head.expires_at,
-                        items: held_lines(&moved.products, &wanted),
-                    },
-                    created: true,
-                    moved,
-                }))
+                let items = held_lines(&moved.products, &wanted);
+                Ok(Ok(created(head, items, moved)))
             }
             Taken::Known => known(db, id).await,
             Taken::Nothing => {
@@ -434,7 +426,12 @@ pub async fn reserve(
     outbox.enqueue(&txn, &events).await?;
     txn.commit().await?;
     outbox.notify();
-    Ok(Ok(Reserved {
+    Ok(Ok(created(head, items, moved)))
+}
+
+/// The answer to a reservation this request made.
+fn created(head: reservation::Model, items: Vec<HeldLine>, moved: Moved) -> Reserved {
+    Reserved {
         reservation: Reservation {
             reservation_id: head.reservation_id,
             status: head.status,
@@ -443,7 +440,7 @@ pub async fn reserve(
         },
         created: true,
         moved,
-    }))
+    }
 }
 
 /// Marks a held reservation confirmed (the order exists). Confirming twice is

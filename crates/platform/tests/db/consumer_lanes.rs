@@ -6,13 +6,11 @@ use std::time::{Duration, Instant};
 
 use events::{Envelope, Event, UserProfile};
 use futures::future::BoxFuture;
-use platform::broker::Broker;
-use platform::consumer::{Consumer, Handler, Subscription};
-use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
+use platform::consumer::{Handler, Subscription};
 use uuid::Uuid;
 
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+use crate::running_consumer::RunningConsumer;
+
 const SUBJECTS: usize = 12;
 const EVENTS_PER_SUBJECT: usize = 4;
 
@@ -64,45 +62,28 @@ impl Handler for Slow {
     }
 }
 
-struct Harness {
-    namespace: String,
-    handler: Arc<Slow>,
-    shutdown: CancellationToken,
-}
+/// The `Slow` consumer; `Deref` reaches its namespace and handler.
+struct Harness(RunningConsumer<Slow>);
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        testkit::remove_declared(&self.namespace);
+impl std::ops::Deref for Harness {
+    type Target = RunningConsumer<Slow>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl Harness {
     async fn start(prefetch: u16) -> Self {
-        let namespace = format!("test_lanes_{}.", Uuid::now_v7().simple());
-        let broker = Arc::new(Broker::new(SecretString::from(AMQP), &namespace));
-        let handler = Arc::new(Slow::default());
-        let shutdown = CancellationToken::new();
-        let consumer = Consumer {
-            subscription: Subscription {
-                name: "lanes",
-                events: &["user.updated"],
-                single_active: false,
-                prefetch,
-                max_attempts: 3,
-                first_retry: Duration::from_millis(100),
-            },
-            namespace: namespace.clone(),
+        let subscription = Subscription {
+            name: "lanes",
+            events: &["user.updated"],
+            single_active: false,
+            prefetch,
+            max_attempts: 3,
+            first_retry: Duration::from_millis(100),
         };
-        let consuming =
-            platform::consumer::subscribe(broker, consumer, handler.clone(), shutdown.clone())
-                .await;
-        tokio::spawn(consuming);
-        Self {
-            namespace,
-            handler,
-            shutdown,
-        }
+        Self(RunningConsumer::start("lanes", subscription, Slow::default()).await)
     }
 
     /// Publishes every subject's events interleaved, numbered per subject.

@@ -5,12 +5,11 @@ use std::time::{Duration, Instant};
 use events::{Envelope, Event, UserDeleted};
 use futures::future::BoxFuture;
 use platform::broker::Broker;
-use platform::consumer::{Consumer, Handler, Subscription};
+use platform::consumer::{Handler, Subscription};
 use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+use crate::running_consumer::{AMQP, RunningConsumer};
 
 /// Fails each event its first `fails[id]` times; records when each attempt came.
 #[derive(Default)]
@@ -50,45 +49,28 @@ impl Handler for Flaky {
     }
 }
 
-struct Harness {
-    namespace: String,
-    handler: Arc<Flaky>,
-    shutdown: CancellationToken,
-}
+/// The `Flaky` consumer; `Deref` reaches its namespace and handler.
+struct Harness(RunningConsumer<Flaky>);
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        testkit::remove_declared(&self.namespace);
+impl std::ops::Deref for Harness {
+    type Target = RunningConsumer<Flaky>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl Harness {
     async fn start(first_retry: Duration, max_attempts: u32) -> Self {
-        let namespace = format!("test_retries_{}.", Uuid::now_v7().simple());
-        let broker = Arc::new(Broker::new(SecretString::from(AMQP), &namespace));
-        let handler = Arc::new(Flaky::default());
-        let shutdown = CancellationToken::new();
-        let consumer = Consumer {
-            subscription: Subscription {
-                name: "retries",
-                events: &["user.deleted"],
-                single_active: false,
-                prefetch: 1,
-                max_attempts,
-                first_retry,
-            },
-            namespace: namespace.clone(),
+        let subscription = Subscription {
+            name: "retries",
+            events: &["user.deleted"],
+            single_active: false,
+            prefetch: 1,
+            max_attempts,
+            first_retry,
         };
-        let consuming =
-            platform::consumer::subscribe(broker, consumer, handler.clone(), shutdown.clone())
-                .await;
-        tokio::spawn(consuming);
-        Self {
-            namespace,
-            handler,
-            shutdown,
-        }
+        Self(RunningConsumer::start("retries", subscription, Flaky::default()).await)
     }
 
     /// Publishes an event that fails its first `fails` attempts; returns its id.

@@ -5,4 +5,5 @@ mod consumer_lanes;
 mod consumer_retries;
 mod restart;
 mod revocation_feed;
+mod running_consumer;
 mod writes;
