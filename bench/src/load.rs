@@ -68,6 +68,17 @@ pub struct Report {
     pub errors: u64,
 }
 
+impl Report {
+    /// The scenario's row of the results table, `note` (a ceiling ratio, say) after it.
+    pub fn row(&self, name: &str, note: &str) -> String {
+        let row = format!(
+            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}  {note}",
+            name, self.rate, self.p50_ms, self.p99_ms, self.errors
+        );
+        row.trim_end().to_owned()
+    }
+}
+
 /// Runs `connections` connections against `target` for `duration`.
 pub async fn run_load(
     target: Target,

@@ -207,10 +207,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            println!(
-                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}  {ratio}",
-                name, report.rate, report.p50_ms, report.p99_ms, report.errors
-            );
+            println!("{}", report.row(name, &ratio));
         }
         println!(
             "server RSS after the users scenarios: {:.1} MB (peak so far {:.1} MB)",
@@ -297,10 +294,7 @@ async fn main() -> anyhow::Result<()> {
         ];
         for (name, target, connections) in scenarios {
             let report = run_load(target, connections, duration).await?;
-            println!(
-                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-                name, report.rate, report.p50_ms, report.p99_ms, report.errors
-            );
+            println!("{}", report.row(name, ""));
         }
     }
 
@@ -339,10 +333,7 @@ async fn main() -> anyhow::Result<()> {
             duration,
         )
         .await?;
-        println!(
-            "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-            name, report.rate, report.p50_ms, report.p99_ms, report.errors
-        );
+        println!("{}", report.row(&name, ""));
         let (p50, p99, max) = reviews_figures::rating_latency(&gateway, &admin, 20, 200).await?;
         println!(
             "a review to its product's rating_average, through the gateway (200 reviews): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
@@ -385,10 +376,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             let name = format!("POST /orders, {what}, via gateway, {clients} clients");
             let ratio = share(ceilings::Ceilings::of_writes, report.rate, clients);
-            println!(
-                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}  {ratio}",
-                name, report.rate, report.p50_ms, report.p99_ms, report.errors
-            );
+            println!("{}", report.row(&name, &ratio));
         }
         let mut thousand = Vec::new();
         for _ in 0..5 {
@@ -443,10 +431,7 @@ async fn main() -> anyhow::Result<()> {
                 window * 10 + 10
             );
             let ratio = share(ceilings::Ceilings::of_writes, report.rate, ORDER_CLIENTS);
-            println!(
-                "{:<62} {:>10.0} {:>9.2} {:>9.2} {:>7}  {ratio}",
-                name, report.rate, report.p50_ms, report.p99_ms, report.errors
-            );
+            println!("{}", report.row(&name, &ratio));
         }
         let waiting = server::queued(
             server::BROKER_NAMESPACE,
