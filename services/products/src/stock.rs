@@ -300,11 +300,16 @@ async fn known(
     let existing = load(db, id)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("reservation {id} vanished")))?;
-    Ok(Ok(Reserved {
+    Ok(Ok(retried(existing)))
+}
+
+/// The answer to a retry: the reservation as the first request made it.
+fn retried(existing: Reservation) -> Reserved {
+    Reserved {
         reservation: existing,
         created: false,
         moved: Moved::default(),
-    }))
+    }
 }
 
 /// The lines a reservation holds, with the names and prices of `products`.
@@ -359,8 +364,8 @@ pub async fn reserve(
             }
             Taken::Known => known(db, id).await,
             Taken::Nothing => {
-                if load(db, id).await?.is_some() {
-                    return known(db, id).await;
+                if let Some(existing) = load(db, id).await? {
+                    return Ok(Ok(retried(existing)));
                 }
                 let current = product::Entity::find_by_id(product_id).one(db).await?;
                 Ok(Err(match current {
