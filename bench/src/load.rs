@@ -2,6 +2,7 @@
 //! request as soon as the previous answer is read.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +19,11 @@ pub struct Target {
     authority: String,
     requests: Arc<Vec<(String, Option<Bytes>)>>,
     authorizations: Arc<Vec<String>>,
+    /// The next request to send, shared by every connection and by the
+    /// warm-up and the measured run, so that no request is sent twice before
+    /// the list comes round (a scenario of requests each new must not be
+    /// answered from the caches the same request filled a moment before).
+    next: Arc<AtomicUsize>,
 }
 
 impl Target {
@@ -27,6 +33,7 @@ impl Target {
             authority: base.trim_start_matches("http://").to_owned(),
             requests: Arc::new(paths.into_iter().map(|path| (path, None)).collect()),
             authorizations: Arc::new(vec![format!("Bearer {token}")]),
+            next: Arc::default(),
         }
     }
 
@@ -46,6 +53,7 @@ impl Target {
                     .collect(),
             ),
             authorizations: Arc::new(token.map(|t| format!("Bearer {t}")).into_iter().collect()),
+            next: Arc::default(),
         }
     }
 
@@ -69,6 +77,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// The results table's heading, aligned with [`Report::row`].
+    pub fn header() -> String {
+        format!(
+            "{:<62} {:>10} {:>9} {:>9} {:>7}",
+            "scenario", "req/s", "p50 ms", "p99 ms", "errors"
+        )
+    }
+
     /// The scenario's row of the results table, `note` (a ceiling ratio, say) after it.
     pub fn row(&self, name: &str, note: &str) -> String {
         let row = format!(
@@ -144,10 +160,9 @@ async fn connection(
     stream.set_nodelay(true)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let mut n = worker;
     while Instant::now() < deadline {
+        let n = target.next.fetch_add(1, Ordering::Relaxed);
         let (path, body) = &target.requests[n % target.requests.len()];
-        n += 1;
         let builder = match body {
             Some(_) => Request::post(path.as_str()).header("content-type", "application/json"),
             None => Request::get(path.as_str()),
