@@ -19,7 +19,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::load::{Target, run_load};
+use crate::load::{Report, Target, run_load};
 use crate::server::Server;
 
 /// Concurrent customers in the single-item order scenarios the target names.
@@ -176,39 +176,35 @@ async fn main() -> anyhow::Result<()> {
             .take(5000)
             .map(|id| format!("/users/{id}"))
             .collect();
-        let scenarios = [
-            (
-                "GET /users/{id} direct",
-                Target::new(&server.users, paths.clone(), &admin),
-            ),
-            (
-                "GET /users/{id} via gateway",
-                Target::new(&gateway, paths, &admin),
-            ),
-            (
-                "GET /users?country=DE&name=ser&sort=name&limit=20 via gateway",
-                Target::new(
-                    &gateway,
-                    vec!["/users?country=DE&name=ser&sort=name&limit=20".to_owned()],
-                    &admin,
-                ),
-            ),
-        ];
-        println!(
-            "\n{:<62} {:>10} {:>9} {:>9} {:>7}",
-            "scenario", "req/s", "p50 ms", "p99 ms", "errors"
-        );
-        for (name, target) in scenarios {
-            let direct = name.ends_with("direct");
-            let report = run_load(target, args.connections, duration).await?;
-            // Only the direct read is one row from the database per request.
-            let ratio = if direct {
-                share(ceilings::Ceilings::of_reads, report.rate, args.connections)
-            } else {
-                String::new()
-            };
-            println!("{}", report.row(name, &ratio));
+        println!("\n{}", Report::header());
+        for clients in gateway_clients(args.connections) {
+            direct_and_via_gateway(
+                "GET /users/{id}",
+                [&server.users, &gateway].map(|base| Target::new(base, paths.clone(), &admin)),
+                clients,
+                duration,
+                // Only the direct read is one row from the database per request.
+                |rate| share(ceilings::Ceilings::of_reads, rate, clients),
+            )
+            .await?;
         }
+        let report = run_load(
+            Target::new(
+                &gateway,
+                vec!["/users?country=DE&name=ser&sort=name&limit=20".to_owned()],
+                &admin,
+            ),
+            args.connections,
+            duration,
+        )
+        .await?;
+        println!(
+            "{}",
+            report.row(
+                "GET /users?country=DE&name=ser&sort=name&limit=20 via gateway",
+                ""
+            )
+        );
         println!(
             "server RSS after the users scenarios: {:.1} MB (peak so far {:.1} MB)",
             server.rss_kb()? as f64 / 1024.0,
@@ -256,12 +252,21 @@ async fn main() -> anyhow::Result<()> {
                 )
             })
             .collect();
+        if !args.runs("users") {
+            println!("\n{}", Report::header());
+        }
+        for clients in gateway_clients(args.connections) {
+            direct_and_via_gateway(
+                "GET /products/{id} warm cache",
+                [&server.products, &gateway]
+                    .map(|base| Target::new(base, product_paths.clone(), &admin)),
+                clients,
+                duration,
+                |_| String::new(),
+            )
+            .await?;
+        }
         let scenarios = [
-            (
-                "GET /products/{id} warm cache via gateway",
-                Target::new(&gateway, product_paths, &admin),
-                args.connections,
-            ),
             (
                 "search q+2 filters, repeated (list cache) via gateway, 16 clients",
                 Target::new(&gateway, vec![search.to_owned()], &admin),
@@ -313,11 +318,8 @@ async fn main() -> anyhow::Result<()> {
             REVIEWED_PRODUCTS * REVIEWS_PER_PRODUCT,
             seeding.elapsed().as_secs_f64()
         );
-        if !args.runs("users") {
-            println!(
-                "{:<62} {:>10} {:>9} {:>9} {:>7}",
-                "scenario", "req/s", "p50 ms", "p99 ms", "errors"
-            );
+        if !args.runs("users") && !args.runs("products") {
+            println!("{}", Report::header());
         }
         let paths: Vec<String> = reviewed
             .iter()
@@ -488,4 +490,41 @@ fn user(n: usize) -> Value {
             "country": if n.is_multiple_of(3) { "DE" } else { "FR" }
         }
     })
+}
+
+/// The connection counts the gateway's cost is measured at.
+fn gateway_clients(connections: usize) -> Vec<usize> {
+    let mut clients = vec![16, connections];
+    clients.dedup();
+    clients
+}
+
+/// Loads `direct` and then `via_gateway` (the same requests) with `clients`
+/// connections and prints both rows: the direct one with `direct_note` of its
+/// rate, the gateway's with what it costs as a share of the direct rate.
+async fn direct_and_via_gateway(
+    name: &str,
+    [direct, via_gateway]: [Target; 2],
+    clients: usize,
+    duration: Duration,
+    direct_note: impl Fn(f64) -> String,
+) -> anyhow::Result<()> {
+    let straight = run_load(direct, clients, duration).await?;
+    println!(
+        "{}",
+        straight.row(
+            &format!("{name} direct, {clients} clients"),
+            &direct_note(straight.rate)
+        )
+    );
+    let gated = run_load(via_gateway, clients, duration).await?;
+    let cost = (1.0 - gated.rate / straight.rate.max(1.0)) * 100.0;
+    println!(
+        "{}",
+        gated.row(
+            &format!("{name} via gateway, {clients} clients"),
+            &format!("gateway costs {cost:.0} % of direct")
+        )
+    );
+    Ok(())
 }

@@ -14,6 +14,8 @@ pub struct Server {
     pub gateway: String,
     /// The users service's base URL.
     pub users: String,
+    /// The products service's base URL.
+    pub products: String,
     /// How long it took from spawn until every service answered `/readyz`.
     pub ready_in: Duration,
     /// How long `shop seed` took.
@@ -139,6 +141,7 @@ impl Server {
             .context("spawning shop serve")?;
         let gateway = format!("http://127.0.0.1:{GATEWAY_PORT}");
         let users = format!("http://127.0.0.1:{USERS_PORT}");
+        let products = format!("http://127.0.0.1:{PRODUCTS_PORT}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -160,6 +163,7 @@ impl Server {
             child,
             gateway,
             users,
+            products,
         })
     }
 
