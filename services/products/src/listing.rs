@@ -93,7 +93,7 @@ async fn list_in_postgres(
 
 /// A search page from the ranked matches of `q` kept in memory (see
 /// [`crate::search`]), the same answer [`list_in_postgres`] gives; `None` when
-/// `q` matches too many products to keep.
+/// `q` is asked for the first time or matches too many products to keep.
 async fn search_in_memory(
     state: &AppState,
     generation: &str,
@@ -109,7 +109,9 @@ async fn search_in_memory(
             })
     };
     let mut matching = Matching::from_mode(page.mode.as_deref());
-    let words = matches(matching).await?;
+    let Some(words) = matches(matching).await? else {
+        return Ok(None);
+    };
     let Matches::All(found) = words.as_ref() else {
         return Ok(None);
     };
@@ -119,7 +121,10 @@ async fn search_in_memory(
     let typos;
     if chosen.is_empty() && matching == Matching::Words && page.after.is_none() {
         matching = Matching::Similar;
-        typos = matches(matching).await?;
+        let Some(kept) = matches(matching).await? else {
+            return Ok(None);
+        };
+        typos = kept;
         let Matches::All(similar) = typos.as_ref() else {
             return Ok(None);
         };

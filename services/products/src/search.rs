@@ -3,7 +3,10 @@
 //! shoppers ask the same words again and again with other filters, sorts and
 //! pages. So the ranked matches of a search text are read from Postgres once
 //! per cache generation and kept in this process; each request then filters,
-//! sorts and pages them in memory and reads only its page's rows.
+//! sorts and pages them in memory and reads only its page's rows. A text is
+//! kept from the second time it is asked for: the first time, Postgres
+//! answers its one page with the filters applied, which costs a fraction of
+//! ranking and sending every match of a text that may never come again.
 //!
 //! Entries are keyed by the list cache's generation, which every edit,
 //! deletion and sell-out moves on (on any replica, through Redis), so a search
@@ -11,6 +14,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -370,14 +374,26 @@ impl Matches {
 /// The ranked matches of recent search texts, per cache generation.
 #[derive(Clone)]
 pub struct MatchCache {
-    entries: moka::future::Cache<(String, Matching, String), Arc<Matches>>,
+    entries: moka::future::Cache<MatchKey, Arc<Matches>>,
+    /// Fingerprints of the texts asked for once: a text's matches are kept
+    /// only when it is asked for again. Most texts asked for once are never
+    /// asked for again (a typo, a one-off phrase), and ranking and storing
+    /// every match of a broad word costs many times its one page from
+    /// Postgres, and would push out the texts shoppers do repeat.
+    asked_once: moka::future::Cache<u64, ()>,
+    fingerprints: std::hash::RandomState,
     loads: Arc<tokio::sync::Semaphore>,
 }
+
+type MatchKey = (String, Matching, String);
 
 /// Loads of different texts running at once. A load builds all of its text's
 /// matches in memory (megabytes for a broad word), and Postgres ranks no
 /// faster with more of them at once than it has cores.
 const LOADS_AT_ONCE: usize = 4;
+
+/// Texts remembered as asked for once (8 bytes each, plus moka's own entry).
+const ASKED_ONCE_REMEMBERED: u64 = 20_000;
 
 impl std::fmt::Debug for MatchCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -396,19 +412,25 @@ impl MatchCache {
                 .weigher(|_, matches: &Arc<Matches>| matches.weight())
                 .time_to_live(ttl)
                 .build(),
+            asked_once: moka::future::Cache::builder()
+                .max_capacity(ASKED_ONCE_REMEMBERED)
+                .time_to_live(ttl)
+                .build(),
+            fingerprints: std::hash::RandomState::new(),
             loads: Arc::new(tokio::sync::Semaphore::new(LOADS_AT_ONCE)),
         }
     }
 
     /// The matches of `q` in `generation`, computed by `load` on a miss; many
-    /// requests missing at once wait for one computation.
+    /// requests missing at once wait for one computation. `None` the first
+    /// time `q` is asked for in `generation`: answer that one from Postgres.
     pub async fn get_or_load<E, F>(
         &self,
         generation: &str,
         matching: Matching,
         q: &str,
         load: F,
-    ) -> Result<Arc<Matches>, Arc<E>>
+    ) -> Result<Option<Arc<Matches>>, Arc<E>>
     where
         E: Send + Sync + 'static,
         F: Future<Output = Result<Matches, E>>,
@@ -416,7 +438,13 @@ impl MatchCache {
         let key = (generation.to_owned(), matching, q.to_owned());
         if let Some(kept) = self.entries.get(&key).await {
             metrics::counter!("cache_hits_total", "cache" => "search_matches").increment(1);
-            return Ok(kept);
+            return Ok(Some(kept));
+        }
+        let fingerprint = self.fingerprints.hash_one(&key);
+        if !self.asked_once.contains_key(&fingerprint) {
+            self.asked_once.insert(fingerprint, ()).await;
+            metrics::counter!("search_texts_first_asked_total").increment(1);
+            return Ok(None);
         }
         metrics::counter!("cache_misses_total", "cache" => "search_matches").increment(1);
         self.entries
@@ -426,6 +454,7 @@ impl MatchCache {
                 load.await.map(Arc::new)
             })
             .await
+            .map(Some)
     }
 }
 
@@ -555,5 +584,25 @@ mod tests {
         assert_eq!(tags, vec!["x", "y"]);
         assert_eq!(&*all.labels[second.category as usize], "even");
         assert_eq!(all.matches.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_text_is_kept_from_the_second_time_it_is_asked_for() {
+        let cache = MatchCache::new(1 << 20, Duration::from_secs(60));
+        let loads = std::sync::atomic::AtomicUsize::new(0);
+        let ask = |generation: &'static str| {
+            cache.get_or_load(generation, Matching::Words, "shoe", async {
+                loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, ()>(Matches::All(sample()))
+            })
+        };
+        let kept = |answer: Result<Option<Arc<Matches>>, Arc<()>>| {
+            answer.expect("loads cannot fail here").is_some()
+        };
+        assert!(!kept(ask("g1").await), "the first time is Postgres's");
+        assert!(kept(ask("g1").await), "the second time loads");
+        assert!(kept(ask("g1").await), "later times read what was kept");
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(!kept(ask("g2").await), "a new generation starts over");
     }
 }
