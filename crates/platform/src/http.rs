@@ -32,21 +32,25 @@ pub struct StackOptions {
     pub service: &'static str,
     /// Longest a request may run before it is answered 503.
     pub timeout: Duration,
-    /// CORS origins; `*` allows any.
-    pub cors_origins: Vec<String>,
+    /// CORS origins (`*` allows any) for the edge, the one place browsers
+    /// reach; `None` for a service behind it, whose CORS headers the gateway
+    /// would only strip (a CORS layer is about a tenth of a cached read's work).
+    pub cors_origins: Option<Vec<String>>,
 }
 
-/// Wraps `router` in the common stack: request id, tracing, metrics, CORS,
-/// timeout, body limit, and problem+json for every error the stack itself produces.
+/// Wraps `router` in the common stack: request id, tracing, metrics, CORS at
+/// the edge, timeout, body limit, and problem+json for every error the stack
+/// itself produces.
 pub fn stack(router: Router, options: &StackOptions) -> Router {
     let service = options.service;
+    let router = router.layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)).layer(
+        TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, options.timeout),
+    );
+    let router = match &options.cors_origins {
+        Some(origins) => router.layer(cors(origins)),
+        None => router,
+    };
     router
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            options.timeout,
-        ))
-        .layer(cors(&options.cors_origins))
         .layer(middleware::from_fn(move |req, next| {
             record_metrics(service, req, next)
         }))

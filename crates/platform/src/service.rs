@@ -133,7 +133,8 @@ impl Infra {
             &StackOptions {
                 service: name,
                 timeout: self.settings.request_timeout,
-                cors_origins: self.settings.cors_origins.clone(),
+                // Browsers reach the services through the gateway only.
+                cors_origins: None,
             },
         );
         let relay = tokio::spawn(self.outbox.clone().relay(

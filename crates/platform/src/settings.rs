@@ -92,7 +92,7 @@ pub struct CommonArgs {
     #[arg(long, env = "SHOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
-    /// Origins allowed by CORS, comma separated; `*` allows any.
+    /// Origins the gateway allows by CORS, comma separated; `*` allows any.
     #[arg(long, env = "SHOP_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
 
@@ -171,8 +171,6 @@ pub struct ServiceSettings {
     pub auth: AuthSettings,
     /// Longest a request may run.
     pub request_timeout: Duration,
-    /// CORS origins (`*` for any).
-    pub cors_origins: Vec<String>,
     /// Prefix of the exchange and queues this deployment uses.
     pub broker_namespace: String,
     /// Limits on slow and greedy clients.
@@ -286,12 +284,6 @@ impl CommonArgs {
             internal_token,
             auth: self.auth_settings(),
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
-            cors_origins: self
-                .cors_origins
-                .split(',')
-                .map(|origin| origin.trim().to_owned())
-                .filter(|origin| !origin.is_empty())
-                .collect(),
             broker_namespace: self.broker_namespace.clone(),
             connections: self.connection_limits(),
         })

@@ -22,7 +22,6 @@ pub fn service_settings(
         internal_token: SecretString::from("test-internal-token-of-at-least-32-bytes"),
         auth,
         request_timeout: std::time::Duration::from_secs(30),
-        cors_origins: vec!["*".into()],
         broker_namespace: format!("{}.", db.name),
         connections: platform::http::ConnectionLimits::default(),
     }

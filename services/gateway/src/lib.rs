@@ -130,7 +130,7 @@ pub fn router(settings: &Settings, limiter: limits::Limiter) -> Router {
             service: "gateway",
             // A little longer than the upstream timeout, so that one answers first.
             timeout: settings.timeout + Duration::from_secs(1),
-            cors_origins: settings.cors_origins.clone(),
+            cors_origins: Some(settings.cors_origins.clone()),
         },
     )
 }

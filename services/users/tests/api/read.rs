@@ -62,3 +62,27 @@ async fn bulk_read_refuses_more_than_a_hundred_ids() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_service_leaves_cors_to_the_gateway() {
+    // Browsers reach the services through the gateway, which answers CORS once.
+    let app = TestApp::spawn().await;
+    let id = app.create_one("customer").await;
+    let response = app
+        .http
+        .get(app.url(&format!("/users/{id}")))
+        .header("origin", "https://shop.example")
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .keys()
+            .all(|name| !name.as_str().starts_with("access-control-")),
+        "{:?}",
+        response.headers()
+    );
+}
