@@ -1,5 +1,7 @@
 //! `/internal/*` routes: only callers holding the shared internal token get in.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
@@ -18,9 +20,16 @@ pub fn strong_enough(token: &SecretString) -> bool {
     token.expose_secret().len() >= MIN_TOKEN_BYTES
 }
 
-/// The shared secret, as handler state.
+/// The shared secret, as handler state. Handler state is cloned for every
+/// request, so the secret is shared rather than copied (and zeroized) each time.
 #[derive(Clone, Debug)]
-pub struct InternalToken(pub SecretString);
+pub struct InternalToken(Arc<SecretString>);
+
+impl InternalToken {
+    pub fn new(token: SecretString) -> Self {
+        Self(Arc::new(token))
+    }
+}
 
 /// Proof that the request came from another service.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +81,7 @@ mod tests {
             request = request.header(super::HEADER, header);
         }
         let (mut parts, ()) = request.body(()).expect("a request").into_parts();
-        let state = InternalToken(SecretString::from(token.to_owned()));
+        let state = InternalToken::new(SecretString::from(token.to_owned()));
         InternalCaller::from_request_parts(&mut parts, &state)
             .await
             .is_ok()

@@ -175,7 +175,7 @@ pub async fn run_on(
         )),
         settlements: Arc::default(),
         idempotency_lease: Duration::from_secs(settings.orders.idempotency_lease_secs),
-        internal: InternalToken(token),
+        internal: InternalToken::new(token),
     };
     let retrier = tokio::spawn(settlement::retry(
         state.db.clone(),

@@ -202,7 +202,7 @@ pub async fn run_on(
             settings.products.search_cache_mb << 20,
             Duration::from_secs(settings.products.list_cache_ttl_secs),
         ),
-        internal: InternalToken(infra.settings.internal_token.clone()),
+        internal: InternalToken::new(infra.settings.internal_token.clone()),
         hold_for: chrono::Duration::seconds(settings.products.reservation_ttl_secs.max(1) as i64),
         orders: lapsed::Orders::new(&settings.orders_url, infra.settings.internal_token.clone()),
     };

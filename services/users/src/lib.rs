@@ -133,7 +133,7 @@ pub async fn run_on(
         outbox: infra.outbox.clone(),
         verifier: infra.verifier.clone(),
         redis: infra.redis.clone(),
-        internal: InternalToken(infra.settings.internal_token.clone()),
+        internal: InternalToken::new(infra.settings.internal_token.clone()),
     });
     infra.serve(api, openapi, listener, shutdown).await
 }
