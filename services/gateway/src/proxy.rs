@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,17 +19,21 @@ use platform::ApiError;
 use crate::routes::service_for;
 
 /// Headers that describe one connection, not the message: never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Named, not spelled, so that no request parses their names again.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The replicas of one service, taken in turn.
 #[derive(Debug)]
@@ -107,7 +111,7 @@ impl Upstreams {
         parts.headers.remove(platform::internal::HEADER);
         let original_host = parts.headers.remove(header::HOST);
         if let Some(host) = original_host {
-            parts.headers.insert("x-forwarded-host", host);
+            parts.headers.insert(X_FORWARDED_HOST.clone(), host);
         }
         // The client as the edge resolved it (through trusted proxies only),
         // replacing whatever the client claimed.
@@ -119,7 +123,7 @@ impl Upstreams {
         if let Some(client) = client
             && let Ok(value) = HeaderValue::from_str(&client.to_string())
         {
-            parts.headers.insert("x-forwarded-for", value);
+            parts.headers.insert(X_FORWARDED_FOR.clone(), value);
         }
         let outgoing = Request::from_parts(parts, body);
         if let Some(app) = platform::in_process::lookup(outgoing.uri()) {
@@ -203,11 +207,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|value| value.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .collect();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(named.iter().map(String::as_str))
-    {
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
