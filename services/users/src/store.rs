@@ -164,10 +164,20 @@ pub async fn find_many(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<Mode
         .await
 }
 
-/// One user, if it exists.
+/// One user, if it exists. The statement is written out rather than built:
+/// this is the hottest read, and building it with sea-query took about a
+/// sixth of the instructions of a whole `GET /users/{id}`.
 #[tracing::instrument(skip(db))]
 pub async fn find(db: &DatabaseConnection, id: Uuid) -> Result<Option<Model>, DbErr> {
-    Users::find_by_id(id).one(db).await
+    const BY_ID: &str = "SELECT * FROM users WHERE user_id = $1";
+    Users::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            BY_ID,
+            [id.into()],
+        ))
+        .one(db)
+        .await
 }
 
 /// Which of `emails` are already taken.
