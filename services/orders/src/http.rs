@@ -145,14 +145,15 @@ pub async fn create_orders(
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
     let key = IdempotencyKey::from_headers(&headers)?;
-    let fingerprint = idempotency::fingerprint(&body);
+    // Only a keyed request is compared with an earlier one.
+    let fingerprint = key.as_ref().map(|_| idempotency::fingerprint(&body));
     let requested = bulk_item_results::<NewOrder>(body)?;
     let mut placements = placing::check_orders(&caller, requested)?;
 
     let mut claim_id = None;
-    if let Some(key) = &key {
+    if let (Some(key), Some(fingerprint)) = (&key, &fingerprint) {
         let lease = state.idempotency_lease;
-        match idempotency::claim(&state.db, caller.user_id, key.as_str(), &fingerprint, lease)
+        match idempotency::claim(&state.db, caller.user_id, key.as_str(), fingerprint, lease)
             .await?
         {
             Claim::Fresh(id) => claim_id = Some(id),
