@@ -36,16 +36,6 @@ pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 /// The bench's own exchange and queues on the machine's RabbitMQ, apart from
 /// any other deployment there.
 pub const BROKER_NAMESPACE: &str = "bench.";
-/// The queues `shop serve` declares (its consumers' subscriptions, each with
-/// its retry queue), under [`BROKER_NAMESPACE`].
-const QUEUES: &[&str] = &[
-    "auth.events",
-    "auth.events.retry",
-    "notifications.events",
-    "notifications.events.retry",
-    "reviews.events",
-];
-
 impl Server {
     /// Migrates a scratch database (so start-up is measured on an existing
     /// one), then starts `shop serve` and waits until it is ready.
@@ -199,9 +189,12 @@ impl Server {
     }
 }
 
-/// Collects planner statistics on the bench database.
+/// Collects planner statistics on the bench database, then writes what the
+/// bulk load dirtied to disk, so that the next scenario measures reads, not
+/// the load's checkpoint.
 pub async fn analyze() -> anyhow::Result<()> {
-    psql("shop_bench_users", "ANALYZE").await
+    psql("shop_bench_users", "ANALYZE").await?;
+    psql("shop_bench_users", "CHECKPOINT").await
 }
 
 pub async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
@@ -229,50 +222,71 @@ pub async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
 /// broker holding the backlog of every earlier run answers slower, and the
 /// figures would drift down from run to run.
 async fn reset_queues() -> anyhow::Result<()> {
-    delete_queues(BROKER_NAMESPACE, QUEUES).await
+    delete_queues(BROKER_NAMESPACE).await
 }
 
-/// Messages waiting in `queues` under `namespace` on the machine's RabbitMQ
-/// (a missing queue holds none).
+/// The queues under `namespace` on the machine's RabbitMQ, each with the
+/// messages it holds. They are listed rather than named: a consumer's retry
+/// queues are named after their delays (`<queue>.retry.<ms>ms`), which the
+/// services' settings choose.
+async fn broker_queues(namespace: &str) -> anyhow::Result<Vec<(String, u32)>> {
+    let output = Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "--quiet",
+            "--no-table-headers",
+            "name",
+            "messages",
+        ])
+        .output()
+        .await
+        .context("running rabbitmqctl list_queues")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "rabbitmqctl list_queues failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, messages) = line.split_once('\t')?;
+            name.starts_with(namespace)
+                .then(|| (name.to_owned(), messages.trim().parse().unwrap_or(0)))
+        })
+        .collect())
+}
+
+/// Messages waiting for the consumers of `queues` under `namespace`: in each
+/// queue and in its retry queues (a missing queue holds none).
 pub async fn queued(namespace: &str, queues: &[&str]) -> anyhow::Result<u32> {
-    let connection = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default(),
-    )
-    .await?;
-    let mut total = 0;
-    for queue in queues {
-        // A channel per queue: a passive declare of a missing queue closes it.
-        let channel = connection.create_channel().await?;
-        total += channel
-            .queue_declare(
-                format!("{namespace}{queue}").as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .map(|queue| queue.message_count())
-            .unwrap_or(0);
-    }
-    connection.close(0, "".into()).await.ok();
-    Ok(total)
+    let consumers: Vec<String> = queues.iter().map(|q| format!("{namespace}{q}")).collect();
+    Ok(broker_queues(namespace)
+        .await?
+        .into_iter()
+        .filter(|(name, _)| {
+            consumers.iter().any(|queue| {
+                name == queue
+                    || name
+                        .strip_prefix(queue.as_str())
+                        .is_some_and(|tail| tail.starts_with(".retry."))
+            })
+        })
+        .map(|(_, messages)| messages)
+        .sum())
 }
 
-/// Deletes `queues` under `namespace` on the machine's RabbitMQ (missing ones are fine).
-pub async fn delete_queues(namespace: &str, queues: &[&str]) -> anyhow::Result<()> {
+/// Deletes every queue under `namespace` on the machine's RabbitMQ.
+pub async fn delete_queues(namespace: &str) -> anyhow::Result<()> {
+    let queues = broker_queues(namespace).await?;
     let connection = lapin::Connection::connect(
         "amqp://guest:guest@127.0.0.1:5672/%2f",
         lapin::ConnectionProperties::default(),
     )
     .await
     .context("connecting to RabbitMQ")?;
-    for queue in queues {
-        // A channel per queue: deleting a queue that is missing closes it.
+    for (name, _) in queues {
+        // A channel per queue: deleting a queue that went meanwhile closes it.
         let channel = connection.create_channel().await?;
-        let name = format!("{namespace}{queue}");
         channel
             .queue_delete(
                 name.as_str().into(),

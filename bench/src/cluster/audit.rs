@@ -97,11 +97,7 @@ impl Databases {
                 "pending mails",
             ),
         ];
-        let for_notifications = queued(
-            NAMESPACE,
-            &["notifications.events", "notifications.events.retry"],
-        )
-        .await?;
+        let for_notifications = queued(NAMESPACE, &["notifications.events"]).await?;
         if for_notifications > 0 {
             waiting.push(format!(
                 "{for_notifications} events queued for notifications"

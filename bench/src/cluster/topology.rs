@@ -33,16 +33,6 @@ pub const NAMESPACE: &str = "cluster.";
 pub const ADMIN: &str = "cluster-admin";
 /// Its password.
 pub const ADMIN_PASSWORD: &str = "cluster-admin-password";
-/// Queues the services declare, under [`NAMESPACE`].
-pub const QUEUES: &[&str] = &[
-    "auth.events",
-    "auth.events.retry",
-    "notifications.events",
-    "notifications.events.retry",
-    "reviews.events",
-    "shop.events.dlq",
-];
-
 /// HAProxy's frontend for service `index` (the Ingress for the gateway).
 fn frontend_port(index: usize) -> u16 {
     19080 + index as u16
@@ -88,7 +78,7 @@ impl Cluster {
         std::fs::remove_dir_all(&mail).ok();
         std::fs::create_dir_all(&mail)?;
         reset_databases().await?;
-        crate::server::delete_queues(NAMESPACE, QUEUES).await?;
+        crate::server::delete_queues(NAMESPACE).await?;
         let env = environment(&mail);
         run_once(shop, &env, &["migrate"]).await?;
         run_once(
