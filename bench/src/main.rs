@@ -167,9 +167,10 @@ async fn main() -> anyhow::Result<()> {
             batch_ms[batch_ms.len() - 1]
         );
 
-        // A freshly bulk-loaded table has no statistics until autovacuum runs;
-        // analyse it now so the scenarios measure the steady state.
-        server::analyze().await?;
+        // A freshly bulk-loaded table has no statistics until autovacuum runs,
+        // and its pages wait for a checkpoint: settle both so the scenarios
+        // measure the steady state.
+        server::settle_bulk_load().await?;
 
         let paths: Vec<String> = ids
             .iter()

@@ -189,10 +189,10 @@ impl Server {
     }
 }
 
-/// Collects planner statistics on the bench database, then writes what the
-/// bulk load dirtied to disk, so that the next scenario measures reads, not
-/// the load's checkpoint.
-pub async fn analyze() -> anyhow::Result<()> {
+/// Collects planner statistics on the bench's users database, then writes
+/// what the bulk load dirtied to disk, so that the next scenario measures
+/// reads, not the load's checkpoint.
+pub async fn settle_bulk_load() -> anyhow::Result<()> {
     psql("shop_bench_users", "ANALYZE").await?;
     psql("shop_bench_users", "CHECKPOINT").await
 }
