@@ -1,0 +1,191 @@
+//! `http_requests_total` and `http_request_duration_seconds`, by service,
+//! method, route and status, recorded for every request a stack answers.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use http::{Method, Request, Response};
+use metrics::{Counter, Histogram};
+use tower::{Layer, Service};
+
+/// Records the request metrics of the service named `service`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestMetricsLayer {
+    service: &'static str,
+}
+
+impl RequestMetricsLayer {
+    pub fn new(service: &'static str) -> Self {
+        // Installs the recorder before the first request, so that no handle
+        // kept below belongs to the no-op recorder.
+        crate::metrics::handle();
+        Self { service }
+    }
+}
+
+impl<S> Layer<S> for RequestMetricsLayer {
+    type Service = RequestMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestMetrics {
+            inner,
+            service: self.service,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestMetrics<S> {
+    inner: S,
+    service: &'static str,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = RequestMetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let started = Instant::now();
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let method = req.method().clone();
+        RequestMetricsFuture {
+            inner: self.inner.call(req),
+            seen: Some(Seen {
+                service: self.service,
+                route,
+                method,
+                started,
+            }),
+        }
+    }
+}
+
+/// What the request said, kept until its answer.
+struct Seen {
+    service: &'static str,
+    route: Option<MatchedPath>,
+    method: Method,
+    started: Instant,
+}
+
+pin_project_lite::pin_project! {
+    pub struct RequestMetricsFuture<F> {
+        #[pin]
+        inner: F,
+        seen: Option<Seen>,
+    }
+}
+
+impl<F, ResBody, E> Future for RequestMetricsFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answered = ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(seen)) = (&answered, this.seen.take()) {
+            let elapsed = seen.started.elapsed().as_secs_f64();
+            with_handles(&seen, response.status().as_u16(), |counter, histogram| {
+                counter.increment(1);
+                histogram.record(elapsed);
+            });
+        }
+        Poll::Ready(answered)
+    }
+}
+
+/// One series of each metric.
+struct Handles {
+    service: &'static str,
+    route: Option<MatchedPath>,
+    method: Method,
+    status: u16,
+    counter: Counter,
+    histogram: Histogram,
+}
+
+impl Handles {
+    fn are_for(&self, seen: &Seen, status: u16) -> bool {
+        self.service == seen.service
+            && self.status == status
+            && self.method == seen.method
+            && self.route.as_ref().map(MatchedPath::as_str)
+                == seen.route.as_ref().map(MatchedPath::as_str)
+    }
+}
+
+thread_local! {
+    // Building a metric's key and finding it in the recorder's registry cost
+    // more than the rest of a cached read's stack together; the handles are
+    // the same every time, so each thread keeps the ones it used. The
+    // recorder never forgets a series (no idle timeout is set), so a kept
+    // handle stays the one `/metrics` renders.
+    static HANDLES: RefCell<HashMap<u64, Handles>> = RefCell::new(HashMap::new());
+}
+
+fn with_handles(seen: &Seen, status: u16, record: impl FnOnce(&Counter, &Histogram)) {
+    let mut hasher = DefaultHasher::new();
+    seen.service.hash(&mut hasher);
+    seen.route
+        .as_ref()
+        .map(MatchedPath::as_str)
+        .hash(&mut hasher);
+    seen.method.hash(&mut hasher);
+    status.hash(&mut hasher);
+    let key = hasher.finish();
+    HANDLES.with_borrow_mut(|kept| {
+        if let Some(handles) = kept
+            .get(&key)
+            .filter(|handles| handles.are_for(seen, status))
+        {
+            return record(&handles.counter, &handles.histogram);
+        }
+        let handles = register(seen, status);
+        record(&handles.counter, &handles.histogram);
+        // Two label sets with one hash: the later one is looked up each time.
+        kept.entry(key).or_insert(handles);
+    });
+}
+
+fn register(seen: &Seen, status: u16) -> Handles {
+    let service = seen.service;
+    let route = seen
+        .route
+        .as_ref()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = seen.method.as_str().to_owned();
+    let counter = metrics::counter!(
+        "http_requests_total",
+        "service" => service, "method" => method.clone(), "route" => route.clone(),
+        "status" => status.to_string()
+    );
+    let histogram = metrics::histogram!(
+        "http_request_duration_seconds",
+        "service" => service, "method" => method, "route" => route
+    );
+    Handles {
+        service,
+        route: seen.route.clone(),
+        method: seen.method.clone(),
+        status,
+        counter,
+        histogram,
+    }
+}
