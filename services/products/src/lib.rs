@@ -110,12 +110,14 @@ pub struct AppState {
     pub outbox: Outbox,
     /// Token verification.
     pub verifier: Arc<Verifier>,
-    /// The read cache of single products.
-    pub cache: VersionedCache,
+    /// The read cache of single products. Behind an `Arc`, like the match
+    /// cache: axum clones the whole state for every request, and cloning
+    /// these field by field was a tenth of a cached read's work.
+    pub cache: Arc<VersionedCache>,
     /// The cache of list and search pages.
     pub lists: GenerationalCache,
     /// The ranked matches of recent search texts, in this process.
-    pub matches: MatchCache,
+    pub matches: Arc<MatchCache>,
     /// The secret `/internal/*` callers present.
     pub internal: InternalToken,
     /// How long a reservation is held.
@@ -188,20 +190,20 @@ pub async fn run_on(
         db: infra.db.clone(),
         outbox: infra.outbox.clone(),
         verifier: infra.verifier.clone(),
-        cache: VersionedCache::new(
+        cache: Arc::new(VersionedCache::new(
             infra.redis.clone(),
             "product",
             settings.products.cache_ttl_secs,
-        ),
+        )),
         lists: GenerationalCache::new(
             infra.redis.clone(),
             &format!("product-lists:{}", infra.database_name()),
             settings.products.list_cache_ttl_secs,
         ),
-        matches: MatchCache::new(
+        matches: Arc::new(MatchCache::new(
             settings.products.search_cache_mb << 20,
             Duration::from_secs(settings.products.list_cache_ttl_secs),
-        ),
+        )),
         internal: InternalToken::new(infra.settings.internal_token.clone()),
         hold_for: chrono::Duration::seconds(settings.products.reservation_ttl_secs.max(1) as i64),
         orders: lapsed::Orders::new(&settings.orders_url, infra.settings.internal_token.clone()),

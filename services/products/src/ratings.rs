@@ -8,6 +8,7 @@
 //! product's count and sum from the tally, so the rating stays exact however
 //! events are repeated or reordered.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use events::{Envelope, Event, ReviewChanged};
@@ -32,7 +33,7 @@ pub const SUBSCRIPTION: Subscription = Subscription {
 /// Applies review events to the tally and the products' ratings.
 pub struct Ratings {
     pub db: DatabaseConnection,
-    pub cache: VersionedCache,
+    pub cache: Arc<VersionedCache>,
 }
 
 impl Handler for Ratings {
