@@ -9,8 +9,8 @@ use sea_orm::sea_query::extension::postgres::PgExpr;
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TransactionTrait,
+    DbErr, EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -170,14 +170,15 @@ pub async fn find_many(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<Mode
 #[tracing::instrument(skip(db))]
 pub async fn find(db: &DatabaseConnection, id: Uuid) -> Result<Option<Model>, DbErr> {
     const BY_ID: &str = "SELECT * FROM users WHERE user_id = $1";
-    Users::find()
-        .from_raw_sql(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            BY_ID,
-            [id.into()],
-        ))
-        .one(db)
-        .await
+    // `Model::find_by_statement`, not `Users::find().from_raw_sql`: the
+    // latter builds the SELECT it then replaces.
+    Model::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        BY_ID,
+        [id.into()],
+    ))
+    .one(db)
+    .await
 }
 
 /// Which of `emails` are already taken.
