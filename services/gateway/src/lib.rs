@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use platform::ApiError;
 use platform::http::{StackOptions, stack};
 use platform::settings::CommonArgs;
@@ -116,7 +116,7 @@ pub fn router(settings: &Settings, limiter: limits::Limiter) -> Router {
         .route("/healthz", get(platform::service::healthz))
         .route("/readyz", get(platform::service::readyz_alone))
         .route("/docs/openapi/{document}", get(service_document))
-        .fallback(any(proxy::public_api))
+        .fallback(proxy::public_api)
         // Shared, not copied, into every request.
         .with_state(Arc::new(upstreams))
         .merge(swagger)
