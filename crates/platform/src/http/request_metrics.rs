@@ -189,3 +189,64 @@ fn register(seen: &Seen, status: u16) -> Handles {
         histogram,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use crate::http::{StackOptions, stack};
+
+    /// The value of the `http_requests_total` series with these labels.
+    fn requests_total(service: &str, status: u16) -> Option<u64> {
+        crate::metrics::handle()
+            .render()
+            .lines()
+            .filter(|line| line.starts_with("http_requests_total{"))
+            .filter(|line| line.contains(&format!("service=\"{service}\"")))
+            .filter(|line| line.contains("route=\"/things/{id}\""))
+            .find(|line| line.contains(&format!("status=\"{status}\"")))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_request_is_counted_under_its_own_route_and_status_from_every_thread() {
+        let service = "request-metrics-test";
+        let app = stack(
+            Router::new().route(
+                "/things/{id}",
+                get(
+                    |axum::extract::Path(id): axum::extract::Path<u32>| async move {
+                        if id % 3 == 0 {
+                            StatusCode::NOT_FOUND
+                        } else {
+                            StatusCode::OK
+                        }
+                    },
+                ),
+            ),
+            &StackOptions {
+                service,
+                timeout: std::time::Duration::from_secs(5),
+                cors_origins: None,
+            },
+        );
+        let calls = (1..=60).map(|id| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let request = axum::http::Request::get(format!("/things/{id}"))
+                    .body(Body::empty())
+                    .expect("a literal request");
+                app.oneshot(request).await.expect("infallible").status()
+            })
+        });
+        for call in calls {
+            call.await.expect("the call did not panic");
+        }
+        assert_eq!(requests_total(service, 200), Some(40));
+        assert_eq!(requests_total(service, 404), Some(20));
+    }
+}
