@@ -189,12 +189,34 @@ impl Server {
     }
 }
 
-/// Collects planner statistics on the bench's users database, then writes
-/// what the bulk load dirtied to disk, so that the next scenario measures
-/// reads, not the load's checkpoint.
-pub async fn settle_bulk_load() -> anyhow::Result<()> {
+/// Waits until the consumers have taken every event of the bulk load (the
+/// users' welcome mails, above all), collects planner statistics on the
+/// bench's users database, then writes what the bulk load dirtied to disk,
+/// so that the next scenario measures reads, not the load's aftermath.
+/// Returns how long the consumers took to catch up.
+pub async fn settle_bulk_load() -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(300);
+    // Twice empty in a row: the outbox relay may publish between two looks.
+    let mut empty_looks = 0;
+    while empty_looks < 2 {
+        let waiting: u32 = broker_queues(BROKER_NAMESPACE)
+            .await?
+            .into_iter()
+            .filter(|(name, _)| !name.ends_with(".dlq"))
+            .map(|(_, messages)| messages)
+            .sum();
+        empty_looks = if waiting == 0 { empty_looks + 1 } else { 0 };
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{waiting} events still wait for their consumers after the bulk load"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let caught_up = started.elapsed();
     psql("shop_bench_users", "ANALYZE").await?;
-    psql("shop_bench_users", "CHECKPOINT").await
+    psql("shop_bench_users", "CHECKPOINT").await?;
+    Ok(caught_up)
 }
 
 pub async fn psql(database: &str, sql: &str) -> anyhow::Result<()> {
