@@ -158,7 +158,8 @@ fn with_handles(seen: &Seen, status: u16, record: impl FnOnce(&Counter, &Histogr
         }
         let handles = register(seen, status);
         record(&handles.counter, &handles.histogram);
-        // Two label sets with one hash: the later one is looked up each time.
+        // Two label sets with one hash: the later one is found in the
+        // registry each time, as before.
         kept.entry(key).or_insert(handles);
     });
 }
