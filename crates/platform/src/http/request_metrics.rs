@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
@@ -60,33 +60,55 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let started = Instant::now();
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        let method = req.method().clone();
+        let labels = Labels {
+            service: self.service,
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            method: req.method().clone(),
+        };
         RequestMetricsFuture {
             inner: self.inner.call(req),
-            seen: Some(Seen {
-                service: self.service,
-                route,
-                method,
-                started,
-            }),
+            seen: Some((labels, started)),
         }
     }
 }
 
-/// What the request said, kept until its answer.
-struct Seen {
+/// The labels of a request's series, but for its status.
+#[derive(Clone)]
+struct Labels {
     service: &'static str,
     route: Option<MatchedPath>,
     method: Method,
-    started: Instant,
+}
+
+impl Labels {
+    fn route(&self) -> Option<&str> {
+        self.route.as_ref().map(MatchedPath::as_str)
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.service == other.service
+            && self.route() == other.route()
+            && self.method == other.method
+    }
+}
+
+impl Eq for Labels {}
+
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.service.hash(state);
+        self.route().hash(state);
+        self.method.hash(state);
+    }
 }
 
 pin_project_lite::pin_project! {
     pub struct RequestMetricsFuture<F> {
         #[pin]
         inner: F,
-        seen: Option<Seen>,
+        seen: Option<(Labels, Instant)>,
     }
 }
 
@@ -99,34 +121,17 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let answered = ready!(this.inner.poll(cx));
-        if let (Ok(response), Some(seen)) = (&answered, this.seen.take()) {
-            let elapsed = seen.started.elapsed().as_secs_f64();
-            with_handles(&seen, response.status().as_u16(), |counter, histogram| {
+        if let (Ok(response), Some((labels, started))) = (&answered, this.seen.take()) {
+            let elapsed = started.elapsed().as_secs_f64();
+            HANDLES.with_borrow_mut(|kept| {
+                let (counter, histogram) = kept
+                    .entry((labels, response.status().as_u16()))
+                    .or_insert_with_key(|(labels, status)| register(labels, *status));
                 counter.increment(1);
                 histogram.record(elapsed);
             });
         }
         Poll::Ready(answered)
-    }
-}
-
-/// One series of each metric.
-struct Handles {
-    service: &'static str,
-    route: Option<MatchedPath>,
-    method: Method,
-    status: u16,
-    counter: Counter,
-    histogram: Histogram,
-}
-
-impl Handles {
-    fn are_for(&self, seen: &Seen, status: u16) -> bool {
-        self.service == seen.service
-            && self.status == status
-            && self.method == seen.method
-            && self.route.as_ref().map(MatchedPath::as_str)
-                == seen.route.as_ref().map(MatchedPath::as_str)
     }
 }
 
@@ -136,42 +141,14 @@ thread_local! {
     // the same every time, so each thread keeps the ones it used. The
     // recorder never forgets a series (no idle timeout is set), so a kept
     // handle stays the one `/metrics` renders.
-    static HANDLES: RefCell<HashMap<u64, Handles>> = RefCell::new(HashMap::new());
+    static HANDLES: RefCell<HashMap<(Labels, u16), (Counter, Histogram)>> =
+        RefCell::new(HashMap::new());
 }
 
-fn with_handles(seen: &Seen, status: u16, record: impl FnOnce(&Counter, &Histogram)) {
-    let mut hasher = DefaultHasher::new();
-    seen.service.hash(&mut hasher);
-    seen.route
-        .as_ref()
-        .map(MatchedPath::as_str)
-        .hash(&mut hasher);
-    seen.method.hash(&mut hasher);
-    status.hash(&mut hasher);
-    let key = hasher.finish();
-    HANDLES.with_borrow_mut(|kept| {
-        if let Some(handles) = kept
-            .get(&key)
-            .filter(|handles| handles.are_for(seen, status))
-        {
-            return record(&handles.counter, &handles.histogram);
-        }
-        let handles = register(seen, status);
-        record(&handles.counter, &handles.histogram);
-        // Two label sets with one hash: the later one is found in the
-        // registry each time, as before.
-        kept.entry(key).or_insert(handles);
-    });
-}
-
-fn register(seen: &Seen, status: u16) -> Handles {
-    let service = seen.service;
-    let route = seen
-        .route
-        .as_ref()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = seen.method.as_str().to_owned();
+fn register(labels: &Labels, status: u16) -> (Counter, Histogram) {
+    let service = labels.service;
+    let route = labels.route().unwrap_or("unmatched").to_owned();
+    let method = labels.method.as_str().to_owned();
     let counter = metrics::counter!(
         "http_requests_total",
         "service" => service, "method" => method.clone(), "route" => route.clone(),
@@ -181,14 +158,7 @@ fn register(seen: &Seen, status: u16) -> Handles {
         "http_request_duration_seconds",
         "service" => service, "method" => method, "route" => route
     );
-    Handles {
-        service,
-        route: seen.route.clone(),
-        method: seen.method.clone(),
-        status,
-        counter,
-        histogram,
-    }
+    (counter, histogram)
 }
 
 #[cfg(test)]
