@@ -139,6 +139,33 @@ async fn name_matches_outrank_tag_and_description_matches() {
 }
 
 #[tokio::test]
+async fn an_excluded_word_leaves_the_ranking_of_the_other_words() {
+    let app = TestApp::spawn().await;
+    catalogue(&app).await;
+    app.create(vec![
+        item("Mud Boot", "Tall rubber boot.", "shoes", &["rain"], 4999, 1),
+        item(
+            "Garden Kneeler",
+            "Pad for kneeling.",
+            "garden",
+            &["mud"],
+            1999,
+            1,
+        ),
+    ])
+    .await;
+    // The first ask is answered by Postgres, the second from the kept matches.
+    for ask in ["first", "second"] {
+        let found = names(&app.get_json("/products?q=mud%20-zebra").await);
+        assert_eq!(
+            found,
+            vec!["Mud Boot", "Garden Kneeler", "Trail Running Shoe"],
+            "{ask} ask: name, then tag, then description"
+        );
+    }
+}
+
+#[tokio::test]
 async fn filters_combine_with_q_and_each_other() {
     let app = TestApp::spawn().await;
     catalogue(&app).await;
