@@ -146,6 +146,16 @@ impl MatchedBuilder {
 }
 
 impl Matched {
+    /// The matches, in the order they were read.
+    pub fn iter(&self) -> std::slice::Iter<'_, Match> {
+        self.matches.iter()
+    }
+
+    /// True without a match.
+    pub fn is_empty(&self) -> bool {
+        self.matches.is_empty()
+    }
+
     /// Stores `rows`, numbering each distinct category and tag once.
     pub fn from_rows(rows: Vec<MatchRow>) -> Self {
         let mut builder = MatchedBuilder::default();

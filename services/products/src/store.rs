@@ -9,14 +9,14 @@ use platform::pagination::{KeyKind, KeyValue, PageRequest, SortField};
 use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryResult, QuerySelect,
-    Statement, TransactionTrait,
+    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QuerySelect, Statement,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::domain::{NewProduct, ProductChanges};
 use crate::entity::product::{Column, Entity as Products, Model};
-use crate::search::{MAX_MATCHES, MatchRow, MatchedBuilder, Matches};
+use crate::search::{MAX_MATCHES, MatchRow, Matched, MatchedBuilder, Matches};
 
 /// The source events carry.
 pub const SOURCE: &str = "products";
@@ -117,23 +117,6 @@ impl Matching {
     }
 }
 
-/// A product with its search rank.
-#[derive(Debug, Clone)]
-pub struct Ranked {
-    pub product: Model,
-    /// Its rank for `q` (0 without `q`).
-    pub rank: f64,
-}
-
-impl FromQueryResult for Ranked {
-    fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
-        Ok(Self {
-            product: Model::from_query_result(row, prefix)?,
-            rank: row.try_get(prefix, "rank")?,
-        })
-    }
-}
-
 fn column(column: Column) -> SimpleExpr {
     Expr::col((Products, column).into_column_ref()).into()
 }
@@ -171,17 +154,17 @@ impl ProductSort {
         }
     }
 
-    /// This key's value in `row`, as a cursor carries it.
-    pub fn key_of(self, row: &Ranked) -> KeyValue {
+    /// This key's value in `row` of a list without `q`, as a cursor carries it.
+    pub fn key_of(self, row: &Model) -> KeyValue {
         match self {
-            ProductSort::Relevance => KeyValue::Float(row.rank),
-            ProductSort::Price => KeyValue::Int(row.product.price_cents),
-            ProductSort::CreatedAt => KeyValue::Time(row.product.created_at),
-            ProductSort::Name => KeyValue::Text(row.product.name.clone()),
-            ProductSort::Rating => KeyValue::Float(crate::domain::rating_key(
-                row.product.rating_sum,
-                row.product.rating_count,
-            )),
+            // Without `q` every product ranks 0 (and `sort=relevance` needs `q`).
+            ProductSort::Relevance => KeyValue::Float(0.0),
+            ProductSort::Price => KeyValue::Int(row.price_cents),
+            ProductSort::CreatedAt => KeyValue::Time(row.created_at),
+            ProductSort::Name => KeyValue::Text(row.name.clone()),
+            ProductSort::Rating => {
+                KeyValue::Float(crate::domain::rating_key(row.rating_sum, row.rating_count))
+            }
         }
     }
 }
@@ -201,12 +184,14 @@ fn matched_by(q: Option<&str>, matching: Matching) -> sea_orm::Select<Products> 
     }
 }
 
-/// The query behind one page of `GET /products`, built but not run.
-pub fn list_query(
+/// One page of `GET /products`: the live products `filter` admits (`q`
+/// matched as `matching`), in the page's order, after its cursor, at most
+/// its fetch limit; with the rank it orders by.
+fn page_of(
     filter: &ProductFilter,
     page: &PageRequest<ProductSort>,
     matching: Matching,
-) -> sea_orm::Selector<sea_orm::SelectModel<Ranked>> {
+) -> (sea_orm::Select<Products>, SimpleExpr) {
     let q = filter.q.as_deref();
     let rank = rank_expr(q, matching);
     let mut query = matched_by(q, matching);
@@ -243,35 +228,35 @@ pub fn list_query(
         |key| key.expr(&rank, searching),
         column(Column::ProductId),
     );
-    query.column_as(rank, "rank").into_model::<Ranked>()
+    (query, rank)
 }
 
-/// The setting fuzzy matching runs under, scoped to its transaction.
-pub const SIMILAR_SETTING: &str = "SET LOCAL pg_trgm.word_similarity_threshold = 0.3";
+/// The query behind one page of `GET /products` without `q`, built but not run.
+pub fn list_query(
+    filter: &ProductFilter,
+    page: &PageRequest<ProductSort>,
+) -> sea_orm::Select<Products> {
+    page_of(filter, page, Matching::Words).0
+}
 
-/// One page of live products matching `filter`, in the requested order.
+/// One page of live products matching `filter` (without `q`), in the requested order.
 #[tracing::instrument(skip(db))]
 pub async fn list(
     db: &DatabaseConnection,
     filter: &ProductFilter,
     page: &PageRequest<ProductSort>,
-    matching: Matching,
-) -> Result<Vec<Ranked>, DbErr> {
-    run_matching(db, matching, list_query(filter, page, matching), |rows| {
-        rows.try_collect().boxed()
-    })
-    .await
+) -> Result<Vec<Model>, DbErr> {
+    list_query(filter, page).all(db).await
 }
 
-/// The query behind [`matches()`], built but not run.
-pub fn matches_query(
-    q: &str,
-    matching: Matching,
-) -> sea_orm::Selector<sea_orm::SelectModel<MatchRow>> {
-    matched_by(Some(q), matching)
+/// `query` reading what a search's filters and sorts need of each product,
+/// and no more: a search ranks every product its words match, and Postgres
+/// builds each of those rows in full before it sorts them.
+fn match_columns(query: sea_orm::Select<Products>, rank: SimpleExpr) -> sea_orm::Select<Products> {
+    query
         .select_only()
         .column(Column::ProductId)
-        .column_as(rank_expr(Some(q), matching), "rank")
+        .column_as(rank, "rank")
         .columns([
             Column::PriceCents,
             Column::CreatedAt,
@@ -282,6 +267,53 @@ pub fn matches_query(
             Column::RatingCount,
         ])
         .column_as(Expr::cust("in_stock"), "in_stock")
+}
+
+/// The setting fuzzy matching runs under, scoped to its transaction.
+pub const SIMILAR_SETTING: &str = "SET LOCAL pg_trgm.word_similarity_threshold = 0.3";
+
+/// The query behind [`search_page()`], built but not run.
+pub fn search_page_query(
+    filter: &ProductFilter,
+    page: &PageRequest<ProductSort>,
+    matching: Matching,
+) -> sea_orm::Selector<sea_orm::SelectModel<MatchRow>> {
+    let (query, rank) = page_of(filter, page, matching);
+    match_columns(query, rank).into_model::<MatchRow>()
+}
+
+/// The matches on one page of a search (`filter.q` matched as `matching`),
+/// in the requested order: the page a search answers from Postgres, its
+/// products' rows read afterwards by id.
+#[tracing::instrument(skip(db))]
+pub async fn search_page(
+    db: &DatabaseConnection,
+    filter: &ProductFilter,
+    page: &PageRequest<ProductSort>,
+    matching: Matching,
+) -> Result<Matched, DbErr> {
+    run_matching(
+        db,
+        matching,
+        search_page_query(filter, page, matching),
+        |rows| {
+            rows.try_fold(MatchedBuilder::default(), |mut matched, row| {
+                matched.push(row);
+                futures::future::ok(matched)
+            })
+            .map(|built| built.map(MatchedBuilder::finish))
+            .boxed()
+        },
+    )
+    .await
+}
+
+/// The query behind [`matches()`], built but not run.
+pub fn matches_query(
+    q: &str,
+    matching: Matching,
+) -> sea_orm::Selector<sea_orm::SelectModel<MatchRow>> {
+    match_columns(matched_by(Some(q), matching), rank_expr(Some(q), matching))
         .limit(MAX_MATCHES + 1)
         .into_model::<MatchRow>()
 }

@@ -2,8 +2,10 @@
 //! none may read the whole table.
 
 use platform::pagination::{KeyValue, PageRequest};
-use products::store::{Matching, ProductFilter, ProductSort, list_query, matches_query};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use products::store::{
+    Matching, ProductFilter, ProductSort, list_query, matches_query, search_page_query,
+};
+use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
 use secrecy::ExposeSecret;
 
 use crate::helpers::TestApp;
@@ -139,8 +141,11 @@ async fn no_list_query_scans_the_table() {
                     if filter.q.is_none() && matching == Matching::Similar {
                         continue;
                     }
-                    let statement =
-                        list_query(filter, &page, matching).into_statement(DbBackend::Postgres);
+                    let statement = match filter.q {
+                        Some(_) => search_page_query(filter, &page, matching)
+                            .into_statement(DbBackend::Postgres),
+                        None => list_query(filter, &page).build(DbBackend::Postgres),
+                    };
                     let plan = explain(&db, statement).await;
                     assert!(plan.contains("Limit"), "a plan was read:\n{plan}");
                     assert!(
