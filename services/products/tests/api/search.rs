@@ -114,10 +114,10 @@ async fn a_minus_word_excludes() {
     assert!(!found.contains("Leather Dress Shoe"));
 }
 
-#[tokio::test]
-async fn name_matches_outrank_tag_and_description_matches() {
-    let app = TestApp::spawn().await;
-    catalogue(&app).await;
+/// The catalogue with "mud" in a name (Mud Boot), in a tag (Garden Kneeler)
+/// and in a description (Trail Running Shoe).
+async fn muddy_catalogue(app: &TestApp) {
+    catalogue(app).await;
     app.create(vec![
         item("Mud Boot", "Tall rubber boot.", "shoes", &["rain"], 4999, 1),
         item(
@@ -130,6 +130,12 @@ async fn name_matches_outrank_tag_and_description_matches() {
         ),
     ])
     .await;
+}
+
+#[tokio::test]
+async fn name_matches_outrank_tag_and_description_matches() {
+    let app = TestApp::spawn().await;
+    muddy_catalogue(&app).await;
     let found = names(&app.get_json("/products?q=mud").await);
     assert_eq!(
         found,
@@ -141,19 +147,7 @@ async fn name_matches_outrank_tag_and_description_matches() {
 #[tokio::test]
 async fn an_excluded_word_leaves_the_ranking_of_the_other_words() {
     let app = TestApp::spawn().await;
-    catalogue(&app).await;
-    app.create(vec![
-        item("Mud Boot", "Tall rubber boot.", "shoes", &["rain"], 4999, 1),
-        item(
-            "Garden Kneeler",
-            "Pad for kneeling.",
-            "garden",
-            &["mud"],
-            1999,
-            1,
-        ),
-    ])
-    .await;
+    muddy_catalogue(&app).await;
     // The first ask is answered by Postgres, the second from the kept matches.
     for ask in ["first", "second"] {
         let found = names(&app.get_json("/products?q=mud%20-zebra").await);
