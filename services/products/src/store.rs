@@ -297,12 +297,9 @@ pub async fn search_page(
         matching,
         search_page_query(filter, page, matching),
         |rows| {
-            rows.try_fold(MatchedBuilder::default(), |mut matched, row| {
-                matched.push(row);
-                futures::future::ok(matched)
-            })
-            .map(|built| built.map(MatchedBuilder::finish))
-            .boxed()
+            rows.try_collect()
+                .map(|rows| rows.map(Matched::from_rows))
+                .boxed()
         },
     )
     .await
